@@ -202,3 +202,64 @@ def rms_norm(x, scale, eps, axis=-1):
     shape = [1] * x.ndim
     shape[axis] = -1
     return x / rms * scale.reshape(shape)
+
+
+# --- blocks ---
+
+
+def layer_norm(x, gamma, beta, eps):
+    x = np.asarray(x, dtype="float64")
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * np.asarray(gamma, "float64") + np.asarray(beta, "float64")
+
+
+def transformer_block(
+    x,
+    weights,
+    num_heads,
+    normalize_first,
+    normalization,
+    eps,
+    activation,
+    gated=False,
+    num_key_value_heads=None,
+    use_scale=True,
+    mask=None,
+    bias=None,
+    encoder=None,
+    cross_mask=None,
+):
+    """One encoder block (or decoder block when `encoder` is given), float64.
+
+    weights: {"self_attention": attention weights (see `attention`),
+    "cross_attention": ..., "feed_forward": feed-forward weights,
+    "<sublayer>_norm": (gamma, beta) for LayerNorm or (scale,) for RMSNorm}.
+    Pre-norm: h + f(norm(h)); post-norm: norm(h + f(h)).
+    """
+
+    def norm(h, name):
+        params = weights[name]
+        if normalization == "rms_norm":
+            return rms_norm(h, params[0], eps)
+        return layer_norm(h, params[0], params[1], eps)
+
+    def residual(h, name, branch):
+        y = branch(norm(h, name) if normalize_first else h)
+        return h + y if normalize_first else norm(h + y, name)
+
+    heads = dict(num_heads=num_heads, num_key_value_heads=num_key_value_heads, use_scale=use_scale)
+    h = residual(
+        x,
+        "self_attention_norm",
+        lambda y: attention(y, y, weights["self_attention"], mask=mask, bias=bias, **heads)[0],
+    )
+    if encoder is not None:
+        h = residual(
+            h,
+            "cross_attention_norm",
+            lambda y: attention(y, encoder, weights["cross_attention"], mask=cross_mask, **heads)[0],
+        )
+    return residual(
+        h, "feed_forward_norm", lambda y: feed_forward(y, weights["feed_forward"], activation, gated)
+    )
