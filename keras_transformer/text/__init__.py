@@ -1,0 +1,1 @@
+"""Text: the built-in corpus (and, with TensorFlow installed, tokenizers and datasets)."""

@@ -1,0 +1,4 @@
+from training.quickstart import main
+
+if __name__ == "__main__":
+    main()
