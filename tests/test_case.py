@@ -221,3 +221,102 @@ def _shapes_match(actual, expected, allow_none=False):
     return len(actual) == len(expected) and all(
         _shapes_match(a, e, allow_none) for a, e in zip(actual, expected)
     )
+
+
+# ------------------------------------------------------------------ models
+
+
+def run_in_fresh_process(script, timeout=600):
+    """Runs Python `script` in a new interpreter (same backend env); fails with its stderr."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=dict(os.environ), capture_output=True, text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout
+
+
+def run_model_saving_test(model, input_data, atol=1e-6):
+    """Saves `model` as `.keras`, loads it in a fresh process that only imports
+    `keras_transformer` (no `custom_objects`), and checks the outputs are equal."""
+    expected = to_numpy(model(input_data, training=False))
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = os.path.join(tmp, "model.keras")
+        model.save(model_path)
+        np.savez(os.path.join(tmp, "inputs.npz"), **input_data)
+        out_path = os.path.join(tmp, "outputs.npz")
+        run_in_fresh_process(
+            "import numpy as np, keras\n"
+            "import keras_transformer\n"
+            f"model = keras.saving.load_model({model_path!r})\n"
+            f"data = dict(np.load({os.path.join(tmp, 'inputs.npz')!r}))\n"
+            "outputs = keras.tree.flatten(model(data, training=False))\n"
+            f"np.savez({out_path!r}, *[keras.ops.convert_to_numpy(o) for o in outputs])\n"
+            f"print(type(model).__name__)\n"
+        )
+        with np.load(out_path) as saved:
+            reloaded = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    assert_allclose(reloaded, expected, atol=atol, rtol=atol, msg="reloaded model differs")
+
+
+def run_model_test(
+    model_fn,
+    input_data,
+    expected_output_shape,
+    fit_data=None,
+    run_jit_check=True,
+    run_precision_checks=True,
+):
+    """Generic checks of one model: shapes, summary and graph, config round trip,
+    `jit_compile=True`, `fit` lowering the loss, and mixed precision.
+
+    Args:
+        model_fn: builds the model (called several times, e.g. under a policy).
+        input_data: dict of NumPy arrays, the model's inputs.
+        expected_output_shape: the outputs' shapes (same structure as the outputs).
+        fit_data: `(x, y, sample_weight)` for `fit`, with the model already
+            compiled by `model_fn`; None skips the training check.
+    """
+    model = model_fn()
+    outputs = model(input_data, training=False)
+    shapes = keras.tree.map_structure(lambda o: tuple(o.shape), outputs)
+    assert _shapes_match(shapes, expected_output_shape), f"{shapes} != {expected_output_shape}"
+    lines = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+    assert any(str(model.count_params()) in line.replace(",", "") for line in lines)
+    keras.utils.model_to_dot(model)  # what `plot_model` draws
+
+    revived = type(model).from_config(model.get_config())
+    revived.set_weights(model.get_weights())
+    assert_allclose(revived(input_data, training=False), outputs, msg="from_config differs")
+
+    if run_jit_check:
+        jitted = model_fn()
+        jitted.set_weights(model.get_weights())
+        jitted.jit_compile = True
+        batch = len(next(iter(input_data.values())))
+        jit_outputs = jitted.predict(input_data, batch_size=batch, verbose=0)
+        assert_allclose(jit_outputs, outputs, atol=1e-4, rtol=1e-4, msg="jit differs")
+
+    if fit_data is not None:
+        trained = model_fn()
+        x, y, sample_weight = fit_data
+        before = trained.evaluate(x, y, sample_weight=sample_weight, verbose=0, return_dict=True)["loss"]
+        trained.fit(x, y, sample_weight=sample_weight, epochs=5, batch_size=len(next(iter(x.values()))), verbose=0)
+        after = trained.evaluate(x, y, sample_weight=sample_weight, verbose=0, return_dict=True)["loss"]
+        assert after < before, f"fit did not lower the loss: {before} -> {after}"
+
+    if run_precision_checks:
+        for policy in ("mixed_float16", "mixed_bfloat16"):
+            keras.config.set_dtype_policy(policy)
+            try:
+                mixed = model_fn()
+            finally:
+                keras.config.set_dtype_policy("float32")
+            mixed.set_weights(model.get_weights())
+            for out in keras.tree.flatten(to_numpy(mixed(input_data, training=False))):
+                assert np.all(np.isfinite(np.asarray(out, dtype="float32"))), f"non-finite under {policy}"
+    return model, outputs

@@ -1,14 +1,10 @@
 """A functional model built only from our layers survives `.keras` in a fresh process."""
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import keras
 import numpy as np
 
 from keras_transformer import layers
+from tests.test_case import run_model_saving_test
 
 VOCAB, SRC, TGT, DIM = 40, 7, 6, 16
 
@@ -63,24 +59,5 @@ def inputs():
     }
 
 
-def test_keras_file_loads_in_a_fresh_process_with_only_the_package_imported(tmp_path):
-    model = build_seq2seq()
-    data = inputs()
-    expected = keras.ops.convert_to_numpy(model(data))
-    model_path = tmp_path / "model.keras"
-    model.save(model_path)
-    np.savez(tmp_path / "inputs.npz", **data)
-    script = textwrap.dedent(
-        f"""
-        import numpy as np, keras
-        import keras_transformer  # registers the layers; no custom_objects below
-        model = keras.saving.load_model({str(model_path)!r})
-        data = dict(np.load({str(tmp_path / "inputs.npz")!r}))
-        np.save({str(tmp_path / "out.npy")!r}, keras.ops.convert_to_numpy(model(data)))
-        """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], env=dict(os.environ), capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-6, rtol=1e-6)
+def test_keras_file_loads_in_a_fresh_process_with_only_the_package_imported():
+    run_model_saving_test(build_seq2seq(), inputs())
