@@ -7,3 +7,4 @@ a `.keras` file that uses them loads with a plain `keras.saving.load_model(path)
 __version__ = "0.1.0"
 
 from keras_transformer import layers  # noqa: E402,F401  (registers the layers)
+from keras_transformer import models  # noqa: E402,F401  (registers the models)

@@ -149,7 +149,8 @@ def _causal_step(model, sampler, stop_token_ids, use_cache):
             _, cache = model.call_with_cache(buffer, cache, 0)  # prefill every position
 
             def next_logits(prompt, cache, index):
-                token = ops.slice(prompt, [0, index - 1], [batch, 1])
+                rows = ops.shape(prompt)[0]  # batch * beams under beam search
+                token = ops.slice(prompt, [0, index - 1], [rows, 1])
                 logits, cache = model.call_with_cache(token, cache, index - 1)
                 return ops.squeeze(logits, axis=1), None, cache
 
