@@ -6,4 +6,5 @@ from keras_transformer.models.presets import get_preset, list_presets
 
 # --- bert ---
 # --- gpt ---
+from keras_transformer.models.gpt import GPTBackbone, GPTCausalLM, GPTConfig  # noqa: F401
 # --- t5 ---
