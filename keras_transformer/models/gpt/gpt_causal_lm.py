@@ -135,3 +135,17 @@ class GPTCausalLM(Task):
         logits = backbone.token_embedding(x, reverse=True)
         return logits, ops.stack(caches, axis=1)
 
+
+    def generate(self, inputs, max_new_tokens, sampler="greedy", stop_token_ids=None, **kwargs):
+        """Continues right-padded prompts; see `keras_transformer.generation.generate`.
+
+        `inputs` is `{"token_ids", "padding_mask"}`; returns `{"token_ids",
+        "padding_mask"}` with the prompts followed by up to `max_new_tokens`
+        tokens per row. The loop is cached and compiled (`jit_compile=True`).
+
+        >>> lm.generate({"token_ids": ids, "padding_mask": mask}, max_new_tokens=20,
+        ...             sampler="top_p", top_p=0.9, seed=0)
+        """
+        from keras_transformer.generation import generate  # generation builds on the models
+
+        return generate(self, inputs, max_new_tokens, sampler=sampler, stop_token_ids=stop_token_ids, **kwargs)
