@@ -7,6 +7,12 @@ from keras_transformer.models.presets import get_preset
 _BASE_KEYS = ("name", "trainable", "dtype")
 
 
+def _keep_dtype_policy(model, dtype):
+    # Keras' functional constructor drops `dtype`; keep it so get_config round-trips.
+    if dtype is not None:
+        model.dtype_policy = dtype
+
+
 class Backbone(keras.Model):
     """A functional model whose constructor arguments are its family's config fields.
 
@@ -22,6 +28,7 @@ class Backbone(keras.Model):
 
     def __init__(self, inputs, outputs, config, **kwargs):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        _keep_dtype_policy(self, kwargs.get("dtype"))
         self._model_config = config
 
     @property
@@ -56,6 +63,7 @@ class Task(keras.Model):
 
     def __init__(self, backbone, inputs, outputs, **kwargs):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        _keep_dtype_policy(self, kwargs.get("dtype"))
         self.backbone = backbone
 
     @classmethod

@@ -144,9 +144,6 @@ class GPTBackbone(Backbone):
             config=config,
             **kwargs,
         )
-        if dtype is not None:
-            # keras' Functional drops a `dtype` argument; keep it so get_config round-trips.
-            self.dtype_policy = dtype
 
     def embed(self, token_ids, start_index=0, training=None):
         """Token (+ position) embeddings of ids whose first position is `start_index`.

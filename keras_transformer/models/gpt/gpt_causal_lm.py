@@ -53,9 +53,6 @@ class GPTCausalLM(Task):
         # Calls the backbone's own embedding layer, so the head shares its table.
         logits = backbone.token_embedding(hidden, reverse=True)
         super().__init__(backbone, inputs=inputs, outputs={"logits": logits}, **kwargs)
-        if kwargs.get("dtype") is not None:
-            # keras' Functional drops a `dtype` argument; keep it so get_config round-trips.
-            self.dtype_policy = kwargs["dtype"]
 
     def call(self, inputs, training=None, mask=None, **kwargs):
         config = self.backbone.model_config
