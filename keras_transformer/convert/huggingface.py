@@ -81,8 +81,10 @@ def read_checkpoint(path):
 def from_huggingface(path):
     """The task model matching the checkpoint at `path`, with every weight loaded.
 
-    BERT -> masked LM (encoder outputs reachable through `.backbone`), GPT-2 ->
-    causal LM, T5 -> seq2seq LM. Missing, unexpected or mis-shaped tensors raise.
+    BERT: `BertForMaskedLM` -> `BertMaskedLM` (encoder outputs reachable through
+    `.backbone`), `BertForPreTraining` -> the same with the next-sentence head,
+    `BertModel` -> `BertBackbone`; GPT-2 -> `GPTCausalLM`; T5 -> `T5Seq2SeqLM`.
+    Missing, unexpected or mis-shaped tensors raise.
     """
     config, tensors = read_checkpoint(path)
     model_type = config.get("model_type")

@@ -5,6 +5,15 @@ from keras_transformer.models.config import ModelConfig
 from keras_transformer.models.presets import get_preset, list_presets
 
 # --- bert ---
+from keras_transformer.models.bert import (  # noqa: F401
+    BertBackbone,
+    BertClassifier,
+    BertConfig,
+    BertMaskedLM,
+    BertOutputBias,
+    BertSentenceEmbedding,
+    BertTokenClassifier,
+)
 # --- gpt ---
 from keras_transformer.models.gpt import GPTBackbone, GPTCausalLM, GPTConfig  # noqa: F401
 # --- t5 ---

@@ -1,0 +1,80 @@
+"""Per-token classification (named-entity recognition, tagging) on BERT's sequence output."""
+
+import keras
+
+from keras_transformer.models.bert._bert_task import BertTask
+from keras_transformer.models.bert.bert_backbone import bert_initializer
+from keras_transformer.registration import register
+
+
+@register
+class BertTokenClassifier(BertTask):
+    """One label per token: logits = dense(dropout(sequence_output)).
+
+    Sublayers: `backbone`, `output_dropout`, `output_dense`.
+
+    Args:
+        backbone: a `BertBackbone` (shared, not copied).
+        num_classes: int > 0, number of labels (e.g. BIO tags).
+        dropout: float in [0, 1), dropout before the output layer.
+
+    Inputs (dict): `token_ids`, `segment_ids`, `padding_mask` (batch, length).
+    Outputs (dict): `logits` (batch, length, num_classes); padded positions
+    get logits too, which the loss must ignore.
+
+    `compile()` defaults: Adam(5e-5), sparse categorical cross-entropy from
+    logits that ignores label -100 (Hugging Face's convention for padding and
+    sub-word continuations) and averages over the weighted tokens only,
+    weighted accuracy. Pass `sample_weight=padding_mask`
+    (or a per-token weight) to `fit`, so padded positions count in neither the
+    loss nor the accuracy.
+
+    Example:
+    >>> model = BertTokenClassifier(BertBackbone.from_preset("bert_test"), num_classes=5)
+    >>> model(inputs)["logits"].shape   # (batch, length, 5)
+    """
+
+    def __init__(self, backbone, num_classes, dropout=0.1, **kwargs):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(
+                f"num_classes must be a positive integer; received num_classes={num_classes!r}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); received dropout={dropout!r}")
+        dtype = backbone.dtype_policy
+
+        # === Layers ===
+        self.backbone = backbone
+        self.output_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="output_dropout")
+        self.output_dense = keras.layers.Dense(
+            num_classes, kernel_initializer=bert_initializer(), dtype=dtype, name="output_dense"
+        )
+
+        # === Functional model ===
+        inputs = {
+            "token_ids": keras.Input((None,), dtype="int32", name="token_ids"),
+            "segment_ids": keras.Input((None,), dtype="int32", name="segment_ids"),
+            "padding_mask": keras.Input((None,), dtype="int32", name="padding_mask"),
+        }
+        sequence = backbone(inputs)["sequence_output"]  # (batch, length, hidden)
+        outputs = {"logits": self.output_dense(self.output_dropout(sequence))}
+        super().__init__(backbone, inputs=inputs, outputs=outputs, **kwargs)
+        self.num_classes = num_classes
+        self.dropout = dropout
+
+    def compile(self, optimizer="auto", loss="auto", *, weighted_metrics="auto", **kwargs):
+        """`Model.compile` with the defaults in the class docstring ("auto")."""
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(5e-5)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True, ignore_class=-100, reduction="mean_with_sample_weight"
+            )
+        if weighted_metrics == "auto":
+            weighted_metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_classes": self.num_classes, "dropout": self.dropout})
+        return config
