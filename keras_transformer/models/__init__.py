@@ -17,3 +17,4 @@ from keras_transformer.models.bert import (  # noqa: F401
 # --- gpt ---
 from keras_transformer.models.gpt import GPTBackbone, GPTCausalLM, GPTConfig  # noqa: F401
 # --- t5 ---
+from keras_transformer.models.t5 import T5Backbone, T5Config, T5Seq2SeqLM

@@ -1,0 +1,194 @@
+"""T5 sequence-to-sequence language model: the backbone plus a (tied or separate) vocabulary head."""
+
+import keras
+from keras import ops
+
+from keras_transformer.models.backbone import Task
+from keras_transformer.models.t5.t5_backbone import T5Backbone, check_input_keys
+from keras_transformer.registration import register
+
+
+@register
+class T5Seq2SeqLM(Task):
+    """Next-token logits of the T5 decoder, given the encoder input.
+
+    The head is the transposed shared embedding when the backbone's
+    `tie_word_embeddings` (v1.0), else a separate bias-free `lm_head` Dense
+    (v1.1). With `scale_decoder_outputs` the decoder output is multiplied by
+    `hidden_dim ** -0.5` first (v1.0).
+
+    Inputs: the backbone's dict (`encoder_token_ids`, `encoder_padding_mask`,
+    `decoder_token_ids`, `decoder_padding_mask`). Output: `logits`
+    (batch, target, vocabulary_size).
+
+    Training: `compile()` defaults to AdamW and sparse cross-entropy on the
+    logits. Targets are the decoder ids shifted left; pass the target padding
+    mask as `sample_weight` so padding does not count (`fit(x, targets,
+    sample_weight=mask)`).
+
+    Decoding (for a generation loop; each step costs O(max_length)):
+
+        encoder_output = lm.encode(encoder_token_ids, encoder_padding_mask)
+        cross_cache = lm.compute_cross_attention_cache(encoder_output)  # once
+        cache = lm.initial_cache(batch_size, max_length)
+        logits, cache = lm.call_with_cache(
+            ids[:, i:i + 1], cache, i, cross_cache, encoder_padding_mask)
+
+    `call_with_cache` at index i equals the full forward pass at position i.
+
+    Args:
+        backbone: a `T5Backbone`.
+        **kwargs: `name`, `trainable`, `dtype`.
+    """
+
+    backbone_class = T5Backbone
+
+    def __init__(self, backbone, **kwargs):
+        config = backbone.model_config
+        dtype = backbone.dtype_policy
+        # === Layers ===
+        self.decoder_output_rescale = None
+        if config.scale_decoder_outputs:
+            self.decoder_output_rescale = keras.layers.Rescaling(
+                config.hidden_dim**-0.5, dtype=dtype, name="decoder_output_rescale"
+            )
+        self.lm_head = None
+        if not config.tie_word_embeddings:
+            self.lm_head = keras.layers.Dense(
+                config.vocabulary_size,
+                use_bias=False,
+                kernel_initializer=keras.initializers.RandomNormal(stddev=config.hidden_dim**-0.5),
+                dtype=dtype,
+                name="lm_head",
+            )
+        # === Functional model ===
+        inputs = backbone.input
+        hidden = backbone(inputs)["decoder_sequence_output"]
+        outputs = {"logits": self._logits(hidden, backbone)}
+        super().__init__(backbone, inputs=inputs, outputs=outputs, **kwargs)
+
+    def _logits(self, hidden, backbone=None):
+        """(batch, target, hidden_dim) final decoder states -> (batch, target, vocab) logits."""
+        backbone = backbone or self.backbone
+        if self.decoder_output_rescale is not None:
+            hidden = self.decoder_output_rescale(hidden)
+        if self.lm_head is not None:
+            return self.lm_head(hidden)
+        return backbone.token_embedding(hidden, reverse=True)
+
+    def __call__(self, inputs, *args, **kwargs):
+        check_input_keys(inputs, type(self).__name__)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def compile(
+        self,
+        optimizer="auto",
+        loss="auto",
+        weighted_metrics="auto",
+        **kwargs,
+    ):
+        """`keras.Model.compile` with seq2seq defaults for each "auto" argument.
+
+        optimizer: AdamW(3e-4, clipnorm 1), the usual rate for fine-tuning T5
+        with Adam; pass your own to train from scratch. loss: sparse
+        categorical cross-entropy on the logits. weighted_metrics: token
+        accuracy. `logits` is the only output, so `y` may be the (batch,
+        target) target ids; mask padding with `sample_weight`.
+        """
+        if optimizer == "auto":
+            optimizer = keras.optimizers.AdamW(learning_rate=3e-4, weight_decay=0.01, clipnorm=1.0)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if weighted_metrics == "auto":
+            weighted_metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs)
+
+    # ---------------------------------------------------------- decoding
+
+    def encode(self, encoder_token_ids, encoder_padding_mask):
+        """(batch, source) ids and mask -> (batch, source, hidden_dim) encoder output (inference)."""
+        return self.backbone.encode(encoder_token_ids, encoder_padding_mask, training=False)
+
+    def initial_cache(self, batch_size, max_length):
+        """Zero self-attention cache (batch, num_decoder_layers, 2, max_length, heads, key_dim)."""
+        config = self.backbone.model_config
+        shape = (batch_size, config.decoder_layers, 2, max_length, config.num_heads, config.key_dim)
+        return ops.zeros(shape, dtype=self.backbone.decoder_blocks[0].compute_dtype)
+
+    def compute_cross_attention_cache(self, encoder_sequence_output):
+        """Each decoder block's cross-attention keys/values of the encoder output, computed once.
+
+        Returns (batch, num_decoder_layers, 2, source, heads, key_dim).
+        """
+        caches = [
+            block.compute_cross_attention_cache(encoder_sequence_output)
+            for block in self.backbone.decoder_blocks
+        ]
+        return ops.stack(caches, axis=1)
+
+    def call_with_cache(
+        self,
+        decoder_token_ids,
+        self_attention_cache,
+        cache_update_index,
+        cross_attention_cache=None,
+        encoder_padding_mask=None,
+        decoder_padding_mask=None,
+        encoder_sequence_output=None,
+    ):
+        """Logits of `decoder_token_ids` (batch, step) placed at `cache_update_index`.
+
+        Args:
+            decoder_token_ids: (batch, step) ids, usually step 1.
+            self_attention_cache: (batch, num_decoder_layers, 2, max_length,
+                heads, key_dim), from `initial_cache` or a previous step.
+            cache_update_index: int or scalar tensor (may be traced): the
+                position of the first id in `decoder_token_ids`.
+            cross_attention_cache: from `compute_cross_attention_cache`; or
+                pass `encoder_sequence_output` to compute it here (each call).
+            encoder_padding_mask: (batch, source), 1 for real encoder tokens.
+            decoder_padding_mask: (batch, max_length) over the cached
+                positions, or None (all real).
+
+        Returns `(logits, self_attention_cache)`: logits (batch, step, vocab)
+        and the cache with this step's keys/values written in.
+        """
+        if cross_attention_cache is None:
+            if encoder_sequence_output is None:
+                raise ValueError(
+                    "call_with_cache needs `cross_attention_cache` (from "
+                    "compute_cross_attention_cache) or `encoder_sequence_output`"
+                )
+            cross_attention_cache = self.compute_cross_attention_cache(encoder_sequence_output)
+        backbone = self.backbone
+        x = backbone.token_embedding(decoder_token_ids)  # (batch, step, hidden)
+        # Query positions start at the index; keys are all max_length cached
+        # positions (later ones are masked causally). (1, heads, step, max_length)
+        keys_like = self_attention_cache[:, 0, 0]  # (batch, max_length, heads, key_dim)
+        bias = backbone.decoder_relative_position_bias(x, keys_like, start_index=cache_update_index)
+        caches = []
+        for i, block in enumerate(backbone.decoder_blocks):
+            x, cache = block.call_with_cache(
+                x,
+                self_attention_cache[:, i],
+                cache_update_index,
+                cross_attention_cache=cross_attention_cache[:, i],
+                decoder_padding_mask=decoder_padding_mask,
+                encoder_padding_mask=encoder_padding_mask,
+                self_attention_bias=bias,
+            )
+            caches.append(cache)
+        x = backbone.decoder_norm(x)
+        return self._logits(x), ops.stack(caches, axis=1)
+
+    def generate(self, inputs, max_new_tokens, sampler="greedy", stop_token_ids=None, **kwargs):
+        """Generates outputs for `{"encoder_token_ids", "encoder_padding_mask"}`.
+
+        The encoder runs once; decoder self-attention and cross-attention
+        keys/values are cached. Returns `{"token_ids", "padding_mask"}` of shape
+        (batch, 1 + max_new_tokens), starting with the decoder start token 0.
+        See `keras_transformer.generation.generate` for the options.
+        """
+        from keras_transformer.generation import generate  # generation builds on the models
+
+        return generate(self, inputs, max_new_tokens, sampler=sampler, stop_token_ids=stop_token_ids, **kwargs)
