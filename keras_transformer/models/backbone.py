@@ -77,6 +77,13 @@ class Task(keras.Model):
         config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
         return config
 
+    def compile_from_config(self, config):
+        # Keras skips recompiling a loaded model whose class overrides `compile()`;
+        # the saved arguments are resolved objects, so passing them back is exact.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
     @classmethod
     def from_config(cls, config):
         config = dict(config)
