@@ -33,7 +33,8 @@ def generate(
     sampler="greedy",
     stop_token_ids=None,
     use_cache=True,
-    jit_compile=True,
+    jit_compile="auto",
+    run_eagerly=False,
     decoder_start_token_id=0,
     **sampler_kwargs,
 ):
@@ -52,7 +53,11 @@ def generate(
         stop_token_ids: ids that end a row (kept as its last token).
         use_cache: False recomputes the whole sequence every step (slow; for
             checking and benchmarks).
-        jit_compile: compile the loop with XLA (TensorFlow) / `jax.jit`.
+        jit_compile: on TensorFlow, compile the traced loop with XLA; "auto"
+            (the default, as Keras decides for `fit`) uses XLA when a GPU is
+            present and a plain `tf.function` graph on CPU, where TensorFlow's
+            own kernels are faster. JAX always runs the loop under `jax.jit`.
+        run_eagerly: run the loop op by op, uncompiled (for debugging).
         decoder_start_token_id: first decoder token of a seq2seq model.
 
     Returns:
@@ -91,7 +96,7 @@ def generate(
         arrays = (buffer, prompt_mask)
         starts = lengths
         kind = "causal"
-    step, sampler = _compiled(model, kind, sampler, stop_token_ids, use_cache, jit_compile)
+    step, sampler = _compiled(model, kind, sampler, stop_token_ids, use_cache, jit_compile, run_eagerly)
     _reset_seed(sampler)
     token_ids = ops.convert_to_numpy(step(*[ops.convert_to_tensor(a) for a in arrays]))
     return {"token_ids": token_ids.astype("int32"), "padding_mask": _output_mask(token_ids, starts, max_new_tokens, stop_token_ids)}
@@ -208,27 +213,29 @@ def _seq2seq_step(model, sampler, stop_token_ids, use_cache):
 # --------------------------------------------------------------- compiling
 
 
-def _compiled(model, kind, sampler, stop_token_ids, use_cache, jit_compile):
+def _compiled(model, kind, sampler, stop_token_ids, use_cache, jit_compile, run_eagerly):
     """(step function, its sampler) for these settings, compiled once and kept on the model.
 
     A later call with an equal sampler configuration reuses both.
     """
     functions = model.__dict__.setdefault("_keras_transformer_generate_functions", {})
     key = (kind, json.dumps(sampler.get_config(), sort_keys=True, default=str), stop_token_ids,
-           use_cache, jit_compile, keras.config.dtype_policy().name)
+           use_cache, jit_compile, run_eagerly, keras.config.dtype_policy().name)
     if key not in functions:
         make = _causal_step if kind == "causal" else _seq2seq_step
         step = make(model, sampler, stop_token_ids, use_cache)
-        functions[key] = (_compile(step, model, sampler) if jit_compile else step, sampler)
+        functions[key] = (step if run_eagerly else _compile(step, model, sampler, jit_compile), sampler)
     return functions[key]
 
 
-def _compile(step, model, sampler):
+def _compile(step, model, sampler, jit_compile):
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(step, jit_compile=True)
+        if jit_compile == "auto":
+            jit_compile = bool(tf.config.list_physical_devices("GPU"))
+        return tf.function(step, jit_compile=bool(jit_compile))
     if backend == "jax":
         import jax
 

@@ -37,12 +37,16 @@ def continuations(output, lengths, count):
 # ------------------------------------------------------------ parity
 
 
-@pytest.mark.parametrize("use_cache,jit_compile", [(True, True), (True, False), (False, True)])
-def test_gpt2_greedy_equals_transformers(use_cache, jit_compile):
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"jit_compile": True}, {"run_eagerly": True}, {"use_cache": False}],
+    ids=["cached-graph", "cached-xla", "cached-eager", "uncached"],
+)
+def test_gpt2_greedy_equals_transformers(options):
     """Prompts of lengths 3, 5, 8 in one right-padded batch; HF ran each alone."""
     model, expected = fixture("gpt2")
     steps = int(expected["gen_max_new_tokens"])
-    output = generate(model, gpt_prompts(expected), steps, use_cache=use_cache, jit_compile=jit_compile)
+    output = generate(model, gpt_prompts(expected), steps, **options)
     lengths = expected["gen_prompt_lengths"]
     np.testing.assert_array_equal(continuations(output, lengths, steps), expected["gen_tokens"])
     # The prompt is kept, and each row gets exactly `steps` new tokens.
@@ -67,12 +71,14 @@ def test_gpt2_stop_token_ends_its_row_only():
 
 
 @pytest.mark.parametrize("case", ["t5_v1_0", "t5_v1_1"])
-@pytest.mark.parametrize("use_cache", [True, False])
-def test_t5_greedy_equals_transformers(case, use_cache):
+@pytest.mark.parametrize(
+    "options", [{}, {"jit_compile": True}, {"use_cache": False}], ids=["cached", "cached-xla", "uncached"]
+)
+def test_t5_greedy_equals_transformers(case, options):
     model, expected = fixture(case)
     steps = int(expected["gen_max_new_tokens"])
     inputs = {"encoder_token_ids": expected["input_ids"], "encoder_padding_mask": expected["attention_mask"]}
-    output = generate(model, inputs, steps, use_cache=use_cache)
+    output = generate(model, inputs, steps, **options)
     assert np.all(output["token_ids"][:, 0] == 0)  # the decoder start token
     np.testing.assert_array_equal(output["token_ids"][:, 1:], expected["gen_tokens"])
 
