@@ -4,4 +4,3 @@ from keras_transformer.models.gpt import gpt_presets  # noqa: F401  (registers t
 from keras_transformer.models.gpt.gpt_backbone import GPTBackbone
 from keras_transformer.models.gpt.gpt_causal_lm import GPTCausalLM
 from keras_transformer.models.gpt.gpt_config import GPTConfig
-from keras_transformer.models.gpt.perplexity import Perplexity

@@ -5,7 +5,6 @@ from keras import ops
 
 from keras_transformer.models.backbone import Task
 from keras_transformer.models.gpt.gpt_backbone import GPTBackbone, check_inputs
-from keras_transformer.models.gpt.perplexity import Perplexity
 from keras_transformer.registration import register
 
 
@@ -76,11 +75,16 @@ class GPTCausalLM(Task):
         if optimizer == "auto":
             optimizer = keras.optimizers.Adam(2e-5)
         if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            # Averaged over real tokens only: padding (weight 0) is not counted.
+            loss = keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True, reduction="mean_with_sample_weight"
+            )
         if weighted_metrics == "auto":
+            import keras_hub  # the metric only; keras-hub imports TensorFlow
+
             weighted_metrics = [
                 keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                Perplexity(name="perplexity"),
+                keras_hub.metrics.Perplexity(from_logits=True, name="perplexity"),
             ]
         super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs)
 

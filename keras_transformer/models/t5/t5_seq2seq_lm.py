@@ -98,9 +98,17 @@ class T5Seq2SeqLM(Task):
         if optimizer == "auto":
             optimizer = keras.optimizers.AdamW(learning_rate=3e-4, weight_decay=0.01, clipnorm=1.0)
         if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            # Averaged over real tokens only: padding (weight 0) is not counted.
+            loss = keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True, reduction="mean_with_sample_weight"
+            )
         if weighted_metrics == "auto":
-            weighted_metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+            import keras_hub  # the metric only; keras-hub imports TensorFlow
+
+            weighted_metrics = [
+                keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                keras_hub.metrics.Perplexity(from_logits=True, name="perplexity"),
+            ]
         super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs)
 
     # ---------------------------------------------------------- decoding
