@@ -1,1 +1,50 @@
-"""Text: the built-in corpus (and, with TensorFlow installed, tokenizers and datasets)."""
+"""Text: corpora, tokenizers (keras-hub) and tf.data pipelines per training objective.
+
+`import keras_transformer.text` imports neither TensorFlow nor keras-hub. The
+corpus functions are plain Python; the names below that need TensorFlow are
+loaded on first use (`from keras_transformer.text import causal_lm_dataset`
+imports TensorFlow then), or import them from their modules:
+
+    from keras_transformer.text.corpus import read_text_files, stdlib_documents, split_documents
+    from keras_transformer.text.tokenizers import train_tokenizer, save_tokenizer, load_tokenizer
+    from keras_transformer.text.datasets import masked_lm_dataset, causal_lm_dataset, span_corruption_dataset
+    from keras_transformer.text.supervised import classification_dataset, text_to_text_dataset
+    from keras_transformer.text.inspection import format_sample, print_sample
+"""
+
+import importlib
+
+from keras_transformer.text.corpus import ReadStats, read_text_files, split_documents, stdlib_documents
+from keras_transformer.text.special_tokens import SpecialTokens
+
+# name -> module (under keras_transformer.text) that defines it; these import TensorFlow.
+_LAZY = {
+    "train_tokenizer": "tokenizers",
+    "save_tokenizer": "tokenizers",
+    "load_tokenizer": "tokenizers",
+    "tokenizer_kind": "tokenizers",
+    "refresh_graph_resources": "tokenizers",
+    "SpecialByteTokenizer": "special_byte_tokenizer",
+    "masked_lm_dataset": "datasets",
+    "causal_lm_dataset": "datasets",
+    "span_corruption_dataset": "datasets",
+    "classification_dataset": "supervised",
+    "text_to_text_dataset": "supervised",
+    "pack_token_sequences": "packing",
+    "format_sample": "inspection",
+    "print_sample": "inspection",
+}
+
+__all__ = ["ReadStats", "SpecialTokens", "read_text_files", "split_documents", "stdlib_documents", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
