@@ -49,24 +49,27 @@ def jit(fn):
     return fn
 
 
-def median_seconds(run, steps, warmup=3):
-    for _ in range(warmup):
-        run()
-    times = []
+def median_seconds(runs, steps, warmup=3):
+    """Median seconds of each run; runs alternate, so load changes hit all alike."""
+    for run in runs:
+        for _ in range(warmup):
+            run()
+    times = [[] for _ in runs]
     for _ in range(steps):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for run, samples in zip(runs, times):
+            start = time.perf_counter()
+            run()
+            samples.append(time.perf_counter() - start)
+    return [statistics.median(samples) for samples in times]
 
 
-def train_step_time(build_output, inputs, steps):
-    """Median seconds of one compiled `train_on_batch` on a model around one layer."""
+def train_step(build_output, inputs):
+    """One compiled `train_on_batch` of a model around one layer, as a callable."""
     symbolic = {k: keras.Input(v.shape[1:], dtype=str(v.dtype), name=k) for k, v in inputs.items()}
     model = keras.Model(symbolic, build_output(symbolic))
     model.compile(optimizer="adam", loss="mse", jit_compile=True)
     target = np.zeros(model.output.shape[1:], "float32")[None].repeat(len(inputs["x"]), 0)
-    return median_seconds(lambda: model.train_on_batch(inputs, target), steps)
+    return lambda: model.train_on_batch(inputs, target)
 
 
 def attention_case(s, rng):
@@ -85,9 +88,10 @@ def attention_case(s, rng):
         layer = keras.layers.MultiHeadAttention(s["heads"], key_dim)
         return layer(t["x"], t["x"], attention_mask=mask, use_causal_mask=True)
 
+    theirs_s, ours_s = median_seconds([train_step(theirs, inputs), train_step(ours, inputs)], s["steps"])
     return [
-        ("attention train step", "keras.layers.MultiHeadAttention", train_step_time(theirs, inputs, s["steps"])),
-        ("attention train step", "ours", train_step_time(ours, inputs, s["steps"])),
+        ("attention train step", "keras.layers.MultiHeadAttention", theirs_s),
+        ("attention train step", "ours", ours_s),
     ]
 
 
@@ -104,9 +108,10 @@ def encoder_case(s, rng):
         block = keras_hub.layers.TransformerEncoder(s["ffn"], s["heads"], activation="gelu")
         return block(t["x"], padding_mask=t["pad"])
 
+    theirs_s, ours_s = median_seconds([train_step(theirs, inputs), train_step(ours, inputs)], s["steps"])
     return [
-        ("encoder block train step", "keras_hub.layers.TransformerEncoder", train_step_time(theirs, inputs, s["steps"])),
-        ("encoder block train step", "ours", train_step_time(ours, inputs, s["steps"])),
+        ("encoder block train step", "keras_hub.layers.TransformerEncoder", theirs_s),
+        ("encoder block train step", "ours", ours_s),
     ]
 
 
@@ -124,8 +129,11 @@ def decode_case(s, rng):
         step = jit(lambda t, c, i: layer.call_with_cache(t, c, i)[0])
         full = jit(lambda seq: layer(seq, use_causal_mask=True)[:, -1:])
         seq = keras.ops.convert_to_tensor(x)
-        cached_s = median_seconds(lambda: keras.ops.convert_to_numpy(step(token, cache, index)), s["steps"])
-        full_s = median_seconds(lambda: keras.ops.convert_to_numpy(full(seq)), s["steps"])
+        cached_s, full_s = median_seconds(
+            [lambda: keras.ops.convert_to_numpy(step(token, cache, index)),
+             lambda: keras.ops.convert_to_numpy(full(seq))],
+            s["steps"],
+        )
         rows.append((f"decode 1 token, cache length {length}", "recompute all tokens", full_s))
         rows.append((f"decode 1 token, cache length {length}", "ours, call_with_cache", cached_s))
     return rows
