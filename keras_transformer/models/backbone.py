@@ -52,6 +52,25 @@ class Backbone(keras.Model):
         return cls(**config)
 
 
+def token_cross_entropy():
+    """Sparse cross-entropy on logits, averaged over weighted tokens only.
+
+    Keras' default reduction divides by every position, padded ones included,
+    which understates the loss (and exp(loss) would not be the perplexity).
+    """
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+
+
+def token_metrics():
+    """Weighted token accuracy and keras-hub's perplexity (weights mask padding)."""
+    import keras_hub  # only here: it imports TensorFlow
+
+    return [
+        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+        keras_hub.metrics.Perplexity(from_logits=True, name="perplexity"),
+    ]
+
+
 class Task(keras.Model):
     """A functional model made of a backbone plus a head; reuses the backbone's layers.
 
@@ -76,6 +95,15 @@ class Task(keras.Model):
         config = {key: value for key, value in super().get_config().items() if key in _BASE_KEYS}
         config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
         return config
+
+    def _compile_token_model(self, optimizer, loss, weighted_metrics, default_optimizer, **kwargs):
+        """`keras.Model.compile` with token-level defaults for each "auto" argument."""
+        super().compile(
+            optimizer=default_optimizer() if optimizer == "auto" else optimizer,
+            loss=token_cross_entropy() if loss == "auto" else loss,
+            weighted_metrics=token_metrics() if weighted_metrics == "auto" else weighted_metrics,
+            **kwargs,
+        )
 
     def compile_from_config(self, config):
         # Keras skips recompiling a loaded model whose class overrides `compile()`;

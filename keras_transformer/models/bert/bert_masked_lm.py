@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_transformer.layers.feed_forward import _resolve_activation
+from keras_transformer.models.backbone import token_cross_entropy, token_metrics
 from keras_transformer.models.bert._bert_task import BertTask
 from keras_transformer.models.bert.bert_backbone import bert_initializer
 from keras_transformer.models.bert.bert_output_bias import BertOutputBias
@@ -102,27 +103,13 @@ class BertMaskedLM(BertTask):
         if optimizer == "auto":
             optimizer = keras.optimizers.AdamW(5e-5, weight_decay=0.01)
         if loss == "auto":
-            # Mean over the weighted slots: Keras' default divides by every slot,
-            # padded ones included, which understates the loss (exp(loss) would
-            # not be the perplexity).
-            loss = {
-                "logits": keras.losses.SparseCategoricalCrossentropy(
-                    from_logits=True, reduction="mean_with_sample_weight"
-                )
-            }
+            loss = {"logits": token_cross_entropy()}  # mean over the weighted (masked) slots
             if self.next_sentence_prediction:
                 loss["next_sentence_logits"] = keras.losses.SparseCategoricalCrossentropy(
                     from_logits=True
                 )
         if weighted_metrics == "auto":
-            import keras_hub  # only here: importing it is slow and pulls in its dependencies
-
-            weighted_metrics = {
-                "logits": [
-                    keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                    keras_hub.metrics.Perplexity(from_logits=True, name="perplexity"),
-                ]
-            }
+            weighted_metrics = {"logits": token_metrics()}
             if self.next_sentence_prediction:
                 weighted_metrics["next_sentence_logits"] = [
                     keras.metrics.SparseCategoricalAccuracy(name="accuracy")

@@ -72,21 +72,9 @@ class GPTCausalLM(Task):
         weighted_metrics: token accuracy and perplexity, both weighted by the
         `sample_weight` that masks padding.
         """
-        if optimizer == "auto":
-            optimizer = keras.optimizers.Adam(2e-5)
-        if loss == "auto":
-            # Averaged over real tokens only: padding (weight 0) is not counted.
-            loss = keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True, reduction="mean_with_sample_weight"
-            )
-        if weighted_metrics == "auto":
-            import keras_hub  # the metric only; keras-hub imports TensorFlow
-
-            weighted_metrics = [
-                keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                keras_hub.metrics.Perplexity(from_logits=True, name="perplexity"),
-            ]
-        super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs)
+        self._compile_token_model(
+            optimizer, loss, weighted_metrics, lambda: keras.optimizers.Adam(2e-5), **kwargs
+        )
 
     # ------------------------------------------------------------- decoding
 

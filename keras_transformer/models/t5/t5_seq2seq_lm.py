@@ -95,21 +95,13 @@ class T5Seq2SeqLM(Task):
         accuracy. `logits` is the only output, so `y` may be the (batch,
         target) target ids; mask padding with `sample_weight`.
         """
-        if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(learning_rate=3e-4, weight_decay=0.01, clipnorm=1.0)
-        if loss == "auto":
-            # Averaged over real tokens only: padding (weight 0) is not counted.
-            loss = keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True, reduction="mean_with_sample_weight"
-            )
-        if weighted_metrics == "auto":
-            import keras_hub  # the metric only; keras-hub imports TensorFlow
-
-            weighted_metrics = [
-                keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                keras_hub.metrics.Perplexity(from_logits=True, name="perplexity"),
-            ]
-        super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs)
+        self._compile_token_model(
+            optimizer,
+            loss,
+            weighted_metrics,
+            lambda: keras.optimizers.AdamW(learning_rate=3e-4, weight_decay=0.01, clipnorm=1.0),
+            **kwargs,
+        )
 
     # ---------------------------------------------------------- decoding
 
