@@ -183,8 +183,12 @@ class MultiHeadAttention(keras.layers.Layer):
         # Keras fills *_mask from implicit masks when several tensors are passed;
         # read them off the tensors too for the single-tensor call.
         query_mask = masking.resolve_padding_mask(query_mask, query)
-        for implicit in (value_mask, masking.get_keras_mask(key), masking.get_keras_mask(value)):
-            key_mask = implicit if key_mask is None else key_mask
+        # Per-key mask, as Keras picks it: key_mask, else value_mask, else implicit ones.
+        key_mask = next(
+            (m for m in (key_mask, value_mask, masking.get_keras_mask(key), masking.get_keras_mask(value))
+             if m is not None),
+            None,
+        )
         padding_mask = self._and_masks(padding_mask, key_mask)
         mask = masking.merge_masks(
             ops.shape(query)[1],
