@@ -1,0 +1,150 @@
+"""`ModelServer`: the embedded server (gRPC + REST) put together.
+
+    from serving import ModelServer, ServerOptions
+
+    options = ServerOptions(model_name="gpt", model_base_path="/models/gpt", port=0, rest_api_port=0)
+    with ModelServer(options) as server:          # loads models, binds 127.0.0.1
+        print(server.grpc_port, server.rest_port)  # 0 asked for free ports
+        ...                                        # serve until the block ends
+
+Options mirror `tensorflow_model_server`'s flags (`python -m serving --help`);
+in this Python API `rest_api_port=None` disables REST and 0 picks a free port
+(on the command line, as in TF Serving, `--rest_api_port=0` disables REST).
+"""
+
+import dataclasses
+import logging
+import time
+
+from serving import config as config_lib
+from serving.batching import BatchingOptions, BatchScheduler
+from serving.core import ServingCore
+from serving.errors import invalid_argument
+from serving.grpc_server import create_server
+from serving.manager import ServableManager
+from serving.rest import RestApi, RestServer
+from serving.servable import Servable
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ServerOptions:
+    port: int = 8500  # gRPC; 0 = pick a free port
+    rest_api_port: int = None  # None = no REST server; 0 = pick a free port
+    bind_address: str = "127.0.0.1"  # not a TF Serving flag; TF Serving listens on all interfaces
+    model_name: str = "default"
+    model_base_path: str = ""
+    model_config_file: str = ""
+    model_config: object = None  # a ModelServerConfig proto, instead of a file
+    model_config_file_poll_wait_seconds: float = 0
+    file_system_poll_wait_seconds: float = 1
+    enable_batching: bool = False
+    batching_parameters_file: str = ""
+    batching_parameters: str = ""  # BatchingParameters text, instead of a file
+    rest_api_timeout_in_ms: int = 30000
+    rest_api_enable_cors_support: bool = False
+    max_request_bytes: int = 64 * 2**20  # REST bodies and gRPC messages; 0 = no limit
+    grpc_max_threads: int = 16
+    max_num_load_retries: int = 5
+    load_retry_interval_micros: int = 60 * 1000 * 1000
+    allow_version_labels_for_unavailable_models: bool = False
+    enable_model_warmup: bool = True
+    enable_signature_method_name_check: bool = False
+    enable_serialization_as_tensor_content: bool = False
+
+    def server_config(self):
+        """The ModelServerConfig these options stand for."""
+        if self.model_config is not None:
+            config_lib.validate_model_server_config(self.model_config)
+            return self.model_config
+        if self.model_config_file:
+            if self.model_base_path:
+                logger.warning("--model_config_file is set: ignoring --model_name and --model_base_path")
+            return config_lib.load_model_server_config(self.model_config_file)
+        if not self.model_base_path:
+            raise invalid_argument("Give --model_base_path (with --model_name) or --model_config_file")
+        return config_lib.single_model_config(self.model_name, self.model_base_path)
+
+    def batching_options(self):
+        if not self.enable_batching:
+            if self.batching_parameters_file or self.batching_parameters:
+                raise invalid_argument("--batching_parameters_file requires --enable_batching")
+            return None
+        if self.batching_parameters_file:
+            return BatchingOptions.from_file(self.batching_parameters_file)
+        return BatchingOptions.from_text(self.batching_parameters or "")
+
+
+class ModelServer:
+    def __init__(self, options=None, **overrides):
+        self.options = dataclasses.replace(options or ServerOptions(), **overrides)
+        self.grpc_port = self.rest_port = None
+        self._grpc = self._rest = self.batcher = None
+        self._config_mtime = None
+        self._stopped = False
+        batching = self.options.batching_options()
+        self.batcher = BatchScheduler(batching) if batching else None
+        self.manager = ServableManager(
+            self._load, self.options.max_num_load_retries, self.options.load_retry_interval_micros / 1e6,
+            self.options.allow_version_labels_for_unavailable_models)
+        self.core = ServingCore(self.manager, self.batcher, self.options.enable_signature_method_name_check)
+
+    def _load(self, name, version, path):
+        servable = Servable(name, version, path)
+        if self.options.enable_model_warmup:
+            self.core.warmup(servable)
+        return servable
+
+    def start(self):
+        """Loads the configured models (waiting for the first load of each), then starts listening."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop(grace_seconds=0)
+            raise
+
+    def _start(self):
+        options = self.options
+        self.manager.reload_config(options.server_config())
+        self.manager.start_polling(options.file_system_poll_wait_seconds)
+        if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
+            self.manager.start_config_polling(options.server_config, options.model_config_file_poll_wait_seconds)
+        self._grpc, self.grpc_port = create_server(
+            self.core, options.bind_address, options.port, options.max_request_bytes, options.grpc_max_threads,
+            options.enable_serialization_as_tensor_content)
+        self._grpc.start()
+        logger.info("Running gRPC ModelServer at %s:%d ...", options.bind_address, self.grpc_port)
+        if options.rest_api_port is not None:
+            api = RestApi(self.core, options.rest_api_timeout_in_ms)
+            self._rest = RestServer(api, options.bind_address, options.rest_api_port, options.max_request_bytes,
+                                    options.rest_api_enable_cors_support)
+            self._rest.start()
+            self.rest_port = self._rest.port
+            logger.info("Exporting HTTP/REST API at:%s:%d ...", options.bind_address, self.rest_port)
+        return self
+
+    def stop(self, grace_seconds=30.0):
+        """Stops accepting requests, lets in-flight ones finish (up to `grace_seconds`), unloads models."""
+        if self._stopped:
+            return
+        self._stopped = True
+        start = time.monotonic()
+        grpc_done = None
+        if self._grpc is not None:
+            grpc_done = self._grpc.stop(grace_seconds)
+        if self._rest is not None:
+            self._rest.stop(grace_seconds)
+        if grpc_done is not None:
+            grpc_done.wait(max(grace_seconds - (time.monotonic() - start), 0))
+        if self.batcher is not None:
+            self.batcher.stop(timeout=5)
+        self.manager.stop(timeout=grace_seconds)
+        self.core.stop()
+        logger.info("Server stopped")
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
