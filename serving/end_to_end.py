@@ -3,8 +3,8 @@
 1. Pre-trains a small GPT on the built-in corpus (the standard library's
    documentation) with its byte tokenizer: `python -m training pretrain`.
 2. Fine-tunes a small BERT classifier on labelled lines made from the same
-   corpus (each line is a docstring opening, labelled `prose`, or the same
-   words shuffled, labelled `shuffled`): `python -m training classify`.
+   corpus (docstring openings labelled `returns` when they start with
+   "Return(s)", else `other`): `python -m training classify`.
 3. Exports both as TensorFlow Serving SavedModels (`python -m
    keras_transformer.export export`) and verifies them in a TensorFlow-only
    process.
@@ -35,7 +35,7 @@ from serving.client import GrpcClient, RestClient, ServingClientError
 PROMPTS = ["Return the", "This module provides"]
 LINES = [
     "Return a new list containing all items from the iterable in ascending order.",
-    "order. ascending in iterable the from items all containing list new a Return",
+    "This module provides access to the mathematical functions defined by the C standard.",
 ]
 
 
@@ -53,25 +53,19 @@ def run(step, command, log_dir):
     print(f"[{step}] done in {time.time() - started:.0f}s (log: {log_path})", flush=True)
 
 
-def labelled_lines(path, count=1200, words=12, seed=0):
-    """`prose<TAB>text` and `shuffled<TAB>same words shuffled`, from the built-in corpus."""
+def labelled_lines(path, per_class=600, words=12, seed=0):
+    """`returns<TAB>text` for docstrings that open with "Return(s)", `other<TAB>text` for the
+    rest, balanced, from the built-in corpus (first `words` words of each)."""
     from keras_transformer.text.corpus import split_documents, stdlib_documents
 
-    rng = random.Random(seed)
     train, _ = split_documents(stdlib_documents())
-    lines = []
+    classes = {"returns": [], "other": []}
     for document in train:
         tokens = document.split()[:words]
-        if len(tokens) < words:
-            continue
-        shuffled = tokens[:]
-        while shuffled == tokens:
-            rng.shuffle(shuffled)
-        lines.append(f"prose\t{' '.join(tokens)}")
-        lines.append(f"shuffled\t{' '.join(shuffled)}")
-        if len(lines) >= count:
-            break
-    rng.shuffle(lines)
+        label = "returns" if tokens[0] in ("Return", "Returns") else "other"
+        classes[label].append(f"{label}\t{' '.join(tokens)}")
+    lines = classes["returns"][:per_class] + classes["other"][:per_class]
+    random.Random(seed).shuffle(lines)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
 
@@ -109,8 +103,8 @@ def main(argv=None):
                       "--output", f"{out}/gpt", "--overwrite", "--verbose", "0"], logs)
     labelled_lines(f"{out}/classify.txt")
     run("train-bert", [python, "-m", "training", "classify", "--data", f"{out}/classify.txt",
-                       "--steps", str(args.bert_steps), "--output", f"{out}/bert", "--overwrite",
-                       "--verbose", "0"], logs)
+                       "--steps", str(args.bert_steps), "--learning-rate", "1e-3", "--output", f"{out}/bert",
+                       "--overwrite", "--verbose", "0"], logs)
     for name in ("gpt", "bert"):
         run(f"export-{name}", [python, "-m", "keras_transformer.export", "export", f"{out}/{name}",
                                f"{out}/models/{name}", "--model-name", name], logs)
@@ -134,11 +128,12 @@ def main(argv=None):
     try:
         rest, grpc = RestClient(f"127.0.0.1:{rest_port}"), GrpcClient(f"127.0.0.1:{grpc_port}")
         wait_until_available(rest, ["gpt", "bert"], time.time() + 180)
-        rest_text = rest.generate("gpt", PROMPTS, max_new_tokens=40)
-        grpc_text = grpc.generate("gpt", PROMPTS, max_new_tokens=40)
+        settings = dict(max_new_tokens=40, temperature=0.8, top_p=0.95, seed=7)  # seeded per row
+        rest_text = rest.generate("gpt", PROMPTS, **settings)
+        grpc_text = grpc.generate("gpt", PROMPTS, **settings)
         if list(rest_text) != list(grpc_text):
             raise SystemExit(f"REST and gRPC generated different text: {rest_text!r} vs {grpc_text!r}")
-        print("\nGenerated (greedy, GPT, REST == gRPC):")
+        print("\nGenerated (GPT, top-p 0.95, temperature 0.8, REST == gRPC):")
         for prompt, text in zip(PROMPTS, rest_text):
             print(f"  {prompt!r} -> {text!r}")
         text = np.array([line.encode() for line in LINES], dtype=object)

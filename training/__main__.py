@@ -1,4 +1,4 @@
-from training.quickstart import main
+from training.cli import main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
