@@ -49,7 +49,8 @@ def test_cli_exports_a_run_folder(run_folder, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == str(base / "7")
     assert sorted(os.listdir(base / "7" / "assets.extra")) == [
-        "README.md", "keras_transformer_export.json", "keras_transformer_reference.npz", "tf_serving_warmup_requests"]
+        "README.md", "keras_transformer_export.json", "keras_transformer_reference.npz", "tf_serving_warmup_requests",
+        "vocabulary.json"]
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)  # the version exists now
     assert again.returncode == 2 and "version 7 already exists" in again.stderr
 
