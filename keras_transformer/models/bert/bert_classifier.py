@@ -3,7 +3,6 @@
 import keras
 
 from keras_transformer.models.bert._bert_task import BertTask
-from keras_transformer.models.bert.bert_backbone import bert_initializer
 from keras_transformer.registration import register
 
 
@@ -32,29 +31,8 @@ class BertClassifier(BertTask):
     """
 
     def __init__(self, backbone, num_classes, dropout=0.1, **kwargs):
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(
-                f"num_classes must be a positive integer; received num_classes={num_classes!r}"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); received dropout={dropout!r}")
-        dtype = backbone.dtype_policy
-
-        # === Layers ===
-        self.backbone = backbone
-        self.output_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="output_dropout")
-        self.output_dense = keras.layers.Dense(
-            num_classes, kernel_initializer=bert_initializer(), dtype=dtype, name="output_dense"
-        )
-
-        # === Functional model ===
-        inputs = {
-            "token_ids": keras.Input((None,), dtype="int32", name="token_ids"),
-            "segment_ids": keras.Input((None,), dtype="int32", name="segment_ids"),
-            "padding_mask": keras.Input((None,), dtype="int32", name="padding_mask"),
-        }
-        pooled = backbone(inputs)["pooled_output"]  # (batch, hidden)
-        outputs = {"logits": self.output_dense(self.output_dropout(pooled))}
+        # (batch, hidden) -> (batch, num_classes)
+        inputs, outputs = self._classification_head(backbone, num_classes, dropout, "pooled_output")
         super().__init__(backbone, inputs=inputs, outputs=outputs, **kwargs)
         self.num_classes = num_classes
         self.dropout = dropout

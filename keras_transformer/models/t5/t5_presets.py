@@ -4,8 +4,9 @@ from keras_transformer.models.presets import register_preset
 from keras_transformer.models.t5.t5_config import T5Config
 
 
-def _v1_0(num_layers, hidden_dim, num_heads, intermediate_dim):
-    # ReLU feed-forward, tied head with the d_model**-0.5 rescale.
+def _t5(num_layers, hidden_dim, num_heads, intermediate_dim, v1_1=False):
+    # v1.0: ReLU feed-forward, tied head with the d_model**-0.5 rescale.
+    # v1.1: gated-GELU (tanh form) feed-forward, separate head, no rescale.
     return T5Config(
         vocabulary_size=32128,
         num_layers=num_layers,
@@ -13,27 +14,19 @@ def _v1_0(num_layers, hidden_dim, num_heads, intermediate_dim):
         key_dim=64,
         hidden_dim=hidden_dim,
         intermediate_dim=intermediate_dim,
-        activation="relu",
-        gated_feed_forward=False,
-        tie_word_embeddings=True,
-        scale_decoder_outputs=True,
+        activation="gelu_approximate" if v1_1 else "relu",
+        gated_feed_forward=v1_1,
+        tie_word_embeddings=not v1_1,
+        scale_decoder_outputs=not v1_1,
     )
+
+
+def _v1_0(num_layers, hidden_dim, num_heads, intermediate_dim):
+    return _t5(num_layers, hidden_dim, num_heads, intermediate_dim)
 
 
 def _v1_1(num_layers, hidden_dim, num_heads, intermediate_dim):
-    # Gated-GELU (tanh form) feed-forward, separate head, no rescale.
-    return T5Config(
-        vocabulary_size=32128,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        key_dim=64,
-        hidden_dim=hidden_dim,
-        intermediate_dim=intermediate_dim,
-        activation="gelu_approximate",
-        gated_feed_forward=True,
-        tie_word_embeddings=False,
-        scale_decoder_outputs=False,
-    )
+    return _t5(num_layers, hidden_dim, num_heads, intermediate_dim, v1_1=True)
 
 
 PRESETS = {
