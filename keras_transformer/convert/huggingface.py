@@ -95,9 +95,4 @@ def from_huggingface(path):
             f"{path!r}: unsupported model_type {model_type!r}; supported: {sorted(CONVERTERS)}"
         )
     module = importlib.import_module(CONVERTERS[model_type])
-    model = module.convert(config, WeightReader(tensors, source=path))
-    if hasattr(model, "generation_adapter"):  # generation_config.json (and config.json's keys) as defaults
-        from keras_transformer.generation.config import from_huggingface as generation_settings
-
-        model.generation_config = generation_settings(path, config)
-    return model
+    return module.convert(config, WeightReader(tensors, source=path))
