@@ -148,12 +148,8 @@ def _layer_norm(weights, layer, name):
     weights.assign(layer.beta, f"{name}.bias")
 
 
-def _attention(weights, attention, name, hidden_dim, projections="self"):
-    """HF BertAttention -> our MultiHeadAttention (head-split einsum kernels).
-
-    `projections` names the module holding query/key/value under `name`
-    ("self" in BERT, "attention" in ViT, whose layout is otherwise BERT's).
-    """
+def _attention(weights, attention, name, hidden_dim):
+    """HF BertAttention -> our MultiHeadAttention (head-split einsum kernels)."""
     heads, head_dim = attention.num_heads, attention.key_dim
     width = heads * head_dim
 
@@ -167,7 +163,7 @@ def _attention(weights, attention, name, hidden_dim, projections="self"):
         return w.T.reshape(heads, head_dim, hidden_dim)
 
     for ours, theirs in (("query_dense", "query"), ("key_dense", "key"), ("value_dense", "value")):
-        dense, tensor = getattr(attention, ours), f"{name}.{projections}.{theirs}"
+        dense, tensor = getattr(attention, ours), f"{name}.self.{theirs}"
         kernel, bias = f"{tensor}.weight", f"{tensor}.bias"
         weights.assign(dense.kernel, kernel, _checked(weights, kernel, (width, hidden_dim), to_heads))
         weights.assign(dense.bias, bias, _checked(weights, bias, (width,), bias_to_heads))
@@ -194,7 +190,7 @@ def _load_backbone(backbone, weights, prefix, architecture):
         backbone.segment_embedding.embeddings, f"{embeddings}.token_type_embeddings.weight"
     )
     _layer_norm(weights, backbone.embeddings_layer_norm, f"{embeddings}.LayerNorm")
-    for i, block in enumerate(backbone.encoder_blocks):
+    for i, block in enumerate(backbone.transformer_layers):
         layer = f"{prefix}encoder.layer.{i}"
         _attention(weights, block.self_attention, f"{layer}.attention", hidden_dim)
         _layer_norm(weights, block.self_attention_norm, f"{layer}.attention.output.LayerNorm")

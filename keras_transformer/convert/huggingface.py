@@ -15,7 +15,6 @@ CONVERTERS = {
     "bert": "keras_transformer.convert.bert",
     "gpt2": "keras_transformer.convert.gpt2",
     "t5": "keras_transformer.convert.t5",
-    "vit": "keras_transformer.convert.vit",
 }
 
 
@@ -84,8 +83,7 @@ def from_huggingface(path):
 
     BERT: `BertForMaskedLM` -> `BertMaskedLM` (encoder outputs reachable through
     `.backbone`), `BertForPreTraining` -> the same with the next-sentence head,
-    `BertModel` -> `BertBackbone`; GPT-2 -> `GPTCausalLM`; T5 -> `T5Seq2SeqLM`; ViT: `ViTModel` -> `ViTBackbone`,
-    `ViTForImageClassification` -> `ViTImageClassifier`.
+    `BertModel` -> `BertBackbone`; GPT-2 -> `GPTCausalLM`; T5 -> `T5Seq2SeqLM`.
     Missing, unexpected or mis-shaped tensors raise.
     """
     config, tensors = read_checkpoint(path)
