@@ -1,4 +1,8 @@
-"""Private run-time checks shared by the layers.
+"""Private argument and run-time checks shared by the layers.
+
+Every layer validates its constructor arguments with the `check_*` helpers
+below, so one kind of mistake gets one message everywhere:
+`<name> must be a positive integer; received <name>=<value>`.
 
 Checks that need tensor *values* (not just shapes) can only run when the
 tensor is concrete: an eager call, not a trace inside `tf.function`, `jax.jit`
@@ -7,8 +11,61 @@ active backend, importing that backend's module lazily so that no other
 framework gets imported.
 """
 
+import numbers
+import warnings
+
 import keras
 import numpy as np
+
+
+def _fail(name, requirement, value):
+    raise ValueError(f"{name} must be {requirement}; received {name}={value!r}")
+
+
+def is_int(value):
+    """True for Python/NumPy integers (bools excluded)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_int(value, name):
+    if not is_int(value):
+        _fail(name, "an integer", value)
+
+
+def check_positive_int(value, name, allow_none=False):
+    """`value` must be an integer > 0 (or None when `allow_none`)."""
+    if allow_none and value is None:
+        return
+    if not is_int(value) or value <= 0:
+        _fail(name, "None or a positive integer" if allow_none else "a positive integer", value)
+
+
+def check_positive_number(value, name):
+    """`value` must be a real number > 0 (int or float, bools excluded)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value <= 0:
+        _fail(name, "a positive number", value)
+
+
+def check_rate(value, name="dropout"):
+    """`value` must be a real number in [0, 1) (a dropout rate)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+        _fail(name, "in [0, 1)", value)
+
+
+def check_bool(value, name):
+    if not isinstance(value, bool):
+        _fail(name, "a bool", value)
+
+
+def check_one_of(value, name, choices):
+    if value not in choices:
+        _fail(name, f"one of {tuple(choices)}", value)
+
+
+def check_start_index(start_index):
+    """A Python-int `start_index` must be >= 0 (tensors, maybe traced, pass)."""
+    if is_int(start_index) and start_index < 0:
+        _fail("start_index", "non-negative", start_index)
 
 
 def is_concrete(x):
@@ -59,7 +116,10 @@ def check_token_ids(ids, vocabulary_size, name):
     """
     if not is_concrete(ids):
         return
-    values = np.asarray(keras.ops.convert_to_numpy(ids))
+    with warnings.catch_warnings():
+        # NumPy 2 deprecates `__array__` without `copy=`, as some backend tensors still define it.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        values = np.asarray(keras.ops.convert_to_numpy(ids))
     if values.size == 0:
         return
     bad = (values < 0) | (values >= vocabulary_size)

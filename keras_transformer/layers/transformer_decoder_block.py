@@ -1,5 +1,7 @@
 """A Transformer decoder block: causal self-attention, optional cross-attention, feed-forward."""
 
+from keras import ops
+
 from keras_transformer.layers import masking
 from keras_transformer.layers._transformer_block import TransformerBlockBase
 from keras_transformer.registration import register
@@ -127,6 +129,8 @@ class TransformerDecoderBlock(TransformerBlockBase):
         read only.
         """
         self._check_cross_attention(cross_attention_cache is not None)
+        # Not through `__call__`, so arrays are not converted for us (PyTorch adds no NumPy).
+        decoder_sequence = ops.convert_to_tensor(decoder_sequence)
         cache = self_attention_cache
 
         def self_attend(x):
