@@ -1,5 +1,6 @@
 """Side-by-side layer benchmark: ours against Keras and keras-hub, in one run.
 
+    python benchmarks/layers.py --size small    # seconds, for a quick check
     python benchmarks/layers.py                 # CPU-sized shapes
     python benchmarks/layers.py --size gpu      # larger shapes, bfloat16
     KERAS_BACKEND=jax python benchmarks/layers.py --size gpu --output runs/benchmarks/layers-gpu.json
@@ -29,6 +30,8 @@ import keras_hub
 from keras_transformer.layers import MultiHeadAttention, TransformerEncoderBlock
 
 SIZES = {
+    "small": dict(batch=2, length=64, hidden=64, heads=4, ffn=256, decode=(64, 256),
+                  policy="float32", steps=10),
     "cpu": dict(batch=4, length=256, hidden=256, heads=4, ffn=1024, decode=(128, 512, 2048),
                 policy="float32", steps=10),
     "gpu": dict(batch=16, length=2048, hidden=1024, heads=16, ffn=4096, decode=(512, 2048, 4096),

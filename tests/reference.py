@@ -33,7 +33,9 @@ def attention(
     """Multi-head attention, float64, from the formula.
 
     weights: dict with q_kernel (d, heads, hd), q_bias (heads, hd), k_*, v_* (kv
-    heads), o_kernel (heads, hd, out), o_bias (out); biases may be None.
+    heads), o_kernel (heads, hd, out), o_bias (out); biases may be None; with
+    g_kernel (d, heads, hd) and g_bias the heads are gated by a sigmoid of the
+    query's projection (Keras' `use_gate`).
     mask: bool (batch, query, key) (True = attend); bias: additive, broadcastable
     to (batch, heads, query, key). Returns (output, probabilities).
     """
@@ -67,6 +69,8 @@ def attention(
         probs.append(p)
         outputs.append(np.einsum("bts,bsh->bth", p, v[:, :, kv_head]))
     heads = np.stack(outputs, axis=2)  # (batch, query, heads, hd)
+    if w.get("g_kernel") is not None:  # gated attention: sigmoid(query projection) * heads
+        heads = heads / (1.0 + np.exp(-project(query, w["g_kernel"], w.get("g_bias"))))
     out = np.einsum("btnh,nho->bto", heads, w["o_kernel"])
     if w.get("o_bias") is not None:
         out = out + w["o_bias"]

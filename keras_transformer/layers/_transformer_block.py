@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_transformer.layers._checks import check_one_of, check_positive_int, check_rate
 from keras_transformer.layers.feed_forward import FeedForward
 from keras_transformer.layers.multi_head_attention import MultiHeadAttention
 from keras_transformer.layers.rms_norm import RMSNorm
@@ -40,14 +41,9 @@ class TransformerBlockBase(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(num_heads, int) or num_heads <= 0:
-            raise ValueError(f"`num_heads` must be a positive integer; received num_heads={num_heads!r}")
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(
-                f"`normalization` must be one of {NORMALIZATIONS}; received normalization={normalization!r}"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1); received dropout={dropout}")
+        check_positive_int(num_heads, "num_heads")
+        check_one_of(normalization, "normalization", NORMALIZATIONS)
+        check_rate(dropout, "dropout")
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
         self.key_dim = key_dim

@@ -1,10 +1,9 @@
 """Position-wise feed-forward block, plain or gated (GEGLU / SwiGLU)."""
 
-import numbers
-
 import keras
 from keras import ops
 
+from keras_transformer.layers._checks import check_bool, check_positive_int, check_rate
 from keras_transformer.registration import register
 
 # Names whose meaning differs from, or is missing in, `keras.activations.get`.
@@ -14,10 +13,6 @@ _NAMED_ACTIVATIONS = {
     # tanh approximation: GPT-2's "gelu_new", Hugging Face "gelu_pytorch_tanh".
     "gelu_approximate": lambda x: keras.activations.gelu(x, approximate=True),
 }
-
-
-def _is_positive_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
 
 
 def _resolve_activation(activation):
@@ -94,22 +89,11 @@ class FeedForward(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not _is_positive_int(intermediate_dim):
-            raise ValueError(
-                "intermediate_dim must be a positive integer; "
-                f"received intermediate_dim={intermediate_dim!r}"
-            )
-        if output_dim is not None and not _is_positive_int(output_dim):
-            raise ValueError(
-                f"output_dim must be None or a positive integer; received output_dim={output_dim!r}"
-            )
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not (
-            0.0 <= dropout < 1.0
-        ):
-            raise ValueError(f"dropout must be a float in [0, 1); received dropout={dropout!r}")
-        for arg, value in (("gated", gated), ("use_bias", use_bias)):
-            if not isinstance(value, bool):
-                raise ValueError(f"{arg} must be a bool; received {arg}={value!r}")
+        check_positive_int(intermediate_dim, "intermediate_dim")
+        check_positive_int(output_dim, "output_dim", allow_none=True)
+        check_rate(dropout, "dropout")
+        check_bool(gated, "gated")
+        check_bool(use_bias, "use_bias")
         self._activation_fn = _resolve_activation(activation)
         if isinstance(activation, dict):  # a serialized callable, from `from_config`
             activation = self._activation_fn

@@ -1,10 +1,9 @@
 """A trainable table of position embeddings (BERT, GPT-2)."""
 
-import numbers
-
 import keras
 from keras import ops
 
+from keras_transformer.layers._checks import check_positive_int, check_start_index
 from keras_transformer.registration import register
 
 
@@ -48,15 +47,7 @@ class LearnedPositionEmbedding(keras.layers.Layer):
 
     def __init__(self, sequence_length, initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        if (
-            isinstance(sequence_length, bool)
-            or not isinstance(sequence_length, numbers.Integral)
-            or sequence_length < 1
-        ):
-            raise ValueError(
-                "sequence_length must be a positive int; "
-                f"received sequence_length={sequence_length!r}"
-            )
+        check_positive_int(sequence_length, "sequence_length")
         self.sequence_length = int(sequence_length)
         self.initializer = keras.initializers.get(initializer)
 
@@ -103,8 +94,7 @@ class LearnedPositionEmbedding(keras.layers.Layer):
 
 
 def _check_range(start_index, length, sequence_length):
-    if start_index < 0:
-        raise ValueError(f"start_index must be non-negative; received start_index={start_index}")
+    check_start_index(start_index)
     if length is not None and start_index + length > sequence_length:
         raise ValueError(
             f"positions {start_index}..{start_index + length - 1} do not fit the position "

@@ -1,11 +1,11 @@
 """T5's bucketed relative position bias."""
 
 import math
-import numbers
 
 import keras
 from keras import ops
 
+from keras_transformer.layers._checks import check_bool, check_positive_int, check_start_index
 from keras_transformer.registration import register
 
 
@@ -111,12 +111,8 @@ class RelativePositionBias(keras.layers.Layer):
             ("num_buckets", num_buckets),
             ("max_distance", max_distance),
         ):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive int; received {name}={value!r}")
-        if not isinstance(bidirectional, bool):
-            raise ValueError(
-                f"bidirectional must be a bool; received bidirectional={bidirectional!r}"
-            )
+            check_positive_int(value, name)
+        check_bool(bidirectional, "bidirectional")
         min_buckets = 4 if bidirectional else 2
         if num_buckets < min_buckets:
             raise ValueError(
@@ -146,10 +142,7 @@ class RelativePositionBias(keras.layers.Layer):
         self.built = True
 
     def call(self, query, key=None, start_index=0):
-        if isinstance(start_index, int) and start_index < 0:
-            raise ValueError(
-                f"start_index must be non-negative; received start_index={start_index}"
-            )
+        check_start_index(start_index)
         key = query if key is None else key
         query_length, key_length = ops.shape(query)[1], ops.shape(key)[1]
         query_positions = ops.arange(query_length, dtype="int32") + ops.cast(start_index, "int32")

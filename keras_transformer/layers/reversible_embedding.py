@@ -1,16 +1,10 @@
 """A token embedding that doubles as the (tied) output projection."""
 
-import numbers
-
 import keras
 from keras import ops
 
-from keras_transformer.layers._checks import check_token_ids
+from keras_transformer.layers._checks import check_bool, check_positive_int, check_token_ids
 from keras_transformer.registration import register
-
-
-def _is_positive_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
 
 
 @register
@@ -73,18 +67,10 @@ class ReversibleEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not _is_positive_int(input_dim):
-            raise ValueError(
-                f"input_dim must be a positive integer; received input_dim={input_dim!r}"
-            )
-        if not _is_positive_int(output_dim):
-            raise ValueError(
-                f"output_dim must be a positive integer; received output_dim={output_dim!r}"
-            )
-        if not isinstance(tie_weights, bool):
-            raise ValueError(f"tie_weights must be a bool; received tie_weights={tie_weights!r}")
-        if not isinstance(mask_zero, bool):
-            raise ValueError(f"mask_zero must be a bool; received mask_zero={mask_zero!r}")
+        check_positive_int(input_dim, "input_dim")
+        check_positive_int(output_dim, "output_dim")
+        check_bool(tie_weights, "tie_weights")
+        check_bool(mask_zero, "mask_zero")
         if reverse_dtype != "compute":
             try:
                 standardized = keras.backend.standardize_dtype(reverse_dtype)

@@ -1,10 +1,9 @@
 """Root-mean-square layer normalization (T5's "T5LayerNorm", LLaMA's RMSNorm)."""
 
-import numbers
-
 import keras
 from keras import ops
 
+from keras_transformer.layers._checks import check_int, check_positive_number
 from keras_transformer.registration import register
 
 
@@ -40,10 +39,8 @@ class RMSNorm(keras.layers.Layer):
 
     def __init__(self, epsilon=1e-6, axis=-1, scale_initializer="ones", **kwargs):
         super().__init__(**kwargs)
-        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or epsilon <= 0:
-            raise ValueError(f"epsilon must be a positive float; received epsilon={epsilon!r}")
-        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-            raise ValueError(f"axis must be an integer; received axis={axis!r}")
+        check_positive_number(epsilon, "epsilon")
+        check_int(axis, "axis")
         self.epsilon = float(epsilon)
         self.axis = int(axis)
         self.scale_initializer = keras.initializers.get(scale_initializer)

@@ -1,10 +1,9 @@
 """Rotary position embeddings (RoPE), in the "rotate half" convention."""
 
-import numbers
-
 import keras
 from keras import ops
 
+from keras_transformer.layers._checks import check_int, check_positive_number, check_start_index
 from keras_transformer.registration import register
 
 
@@ -64,11 +63,9 @@ class RotaryEmbedding(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         for name, value in (("max_wavelength", max_wavelength), ("scaling_factor", scaling_factor)):
-            if not _is_positive_number(value):
-                raise ValueError(f"{name} must be a positive number; received {name}={value!r}")
+            check_positive_number(value, name)
         for name, value in (("sequence_axis", sequence_axis), ("feature_axis", feature_axis)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise ValueError(f"{name} must be an int; received {name}={value!r}")
+            check_int(value, name)
         if sequence_axis == feature_axis:
             raise ValueError(
                 "sequence_axis and feature_axis must differ; received "
@@ -90,10 +87,7 @@ class RotaryEmbedding(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, start_index=0):
-        if isinstance(start_index, int) and start_index < 0:
-            raise ValueError(
-                f"start_index must be non-negative; received start_index={start_index}"
-            )
+        check_start_index(start_index)
         rank = len(inputs.shape)
         sequence_axis, feature_axis = self._axes(rank, inputs.shape)
         length = ops.shape(inputs)[sequence_axis]
@@ -152,7 +146,3 @@ class RotaryEmbedding(keras.layers.Layer):
             }
         )
         return config
-
-
-def _is_positive_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0

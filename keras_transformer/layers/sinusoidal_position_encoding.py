@@ -1,10 +1,9 @@
 """Fixed sinusoidal position encodings ("Attention Is All You Need")."""
 
-import numbers
-
 import keras
 from keras import ops
 
+from keras_transformer.layers._checks import check_positive_number, check_start_index
 from keras_transformer.registration import register
 
 
@@ -49,11 +48,7 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
 
     def __init__(self, max_wavelength=10000, **kwargs):
         super().__init__(**kwargs)
-        if not _is_positive_number(max_wavelength):
-            raise ValueError(
-                "max_wavelength must be a positive number; "
-                f"received max_wavelength={max_wavelength!r}"
-            )
+        check_positive_number(max_wavelength, "max_wavelength")
         self.max_wavelength = max_wavelength
 
     def build(self, input_shape):
@@ -71,7 +66,7 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, start_index=0):
-        _check_start_index(start_index)
+        check_start_index(start_index)
         shape = ops.shape(inputs)
         length, dim = shape[1], inputs.shape[-1]
         # (length,) absolute positions, exact as integers, then float32 angles.
@@ -93,14 +88,3 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
         config = super().get_config()
         config.update({"max_wavelength": self.max_wavelength})
         return config
-
-
-def _check_start_index(start_index):
-    if isinstance(start_index, int) and start_index < 0:
-        raise ValueError(f"start_index must be non-negative; received start_index={start_index}")
-
-
-def _is_positive_number(value):
-    return (
-        isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0
-    )

@@ -1,19 +1,14 @@
 """Token embedding plus a chosen position encoding (BERT, GPT-2, T5 inputs)."""
 
-import numbers
-
 import keras
 
+from keras_transformer.layers._checks import check_bool, check_one_of, check_positive_int
 from keras_transformer.layers.learned_position_embedding import LearnedPositionEmbedding
 from keras_transformer.layers.reversible_embedding import ReversibleEmbedding
 from keras_transformer.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from keras_transformer.registration import register
 
 POSITION_ENCODINGS = ("learned", "sinusoidal", None)
-
-
-def _is_positive_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
 
 
 @register
@@ -81,15 +76,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             ("sequence_length", sequence_length),
             ("embedding_dim", embedding_dim),
         ):
-            if not _is_positive_int(value):
-                raise ValueError(f"{arg} must be a positive integer; received {arg}={value!r}")
-        if position_encoding not in POSITION_ENCODINGS:
-            raise ValueError(
-                f"position_encoding must be one of {POSITION_ENCODINGS}; "
-                f"received position_encoding={position_encoding!r}"
-            )
-        if not isinstance(mask_zero, bool):
-            raise ValueError(f"mask_zero must be a bool; received mask_zero={mask_zero!r}")
+            check_positive_int(value, arg)
+        check_one_of(position_encoding, "position_encoding", POSITION_ENCODINGS)
+        check_bool(mask_zero, "mask_zero")
         self.vocabulary_size = int(vocabulary_size)
         self.sequence_length = int(sequence_length)
         self.embedding_dim = int(embedding_dim)
