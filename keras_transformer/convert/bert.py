@@ -190,7 +190,7 @@ def _load_backbone(backbone, weights, prefix, architecture):
         backbone.segment_embedding.embeddings, f"{embeddings}.token_type_embeddings.weight"
     )
     _layer_norm(weights, backbone.embeddings_layer_norm, f"{embeddings}.LayerNorm")
-    for i, block in enumerate(backbone.transformer_layers):
+    for i, block in enumerate(backbone.encoder_blocks):
         layer = f"{prefix}encoder.layer.{i}"
         _attention(weights, block.self_attention, f"{layer}.attention", hidden_dim)
         _layer_norm(weights, block.self_attention_norm, f"{layer}.attention.output.LayerNorm")

@@ -73,9 +73,9 @@ def convert(config, weights):
 
     weights.assign(backbone.token_embedding.embeddings, prefix + "wte.weight")
     weights.assign(backbone.position_embedding.embeddings, prefix + "wpe.weight")
-    for i, block in enumerate(backbone.transformer_layers):
+    for i, block in enumerate(backbone.decoder_blocks):
         _load_block(block, weights, f"{prefix}h.{i}.", backbone.model_config)
-    _load_norm(backbone.layer_norm, weights, prefix + "ln_f")
+    _load_norm(backbone.decoder_norm, weights, prefix + "ln_f")
     _load_head(backbone, weights)
     weights.finish()
     return model

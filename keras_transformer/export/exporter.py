@@ -9,6 +9,7 @@ import tensorflow as tf
 from keras_transformer.export import metadata, requests, sources, versions
 from keras_transformer.export.plain_graph import plain_graph_ops
 from keras_transformer.export.signatures import build_signatures, resolve_names
+from keras_transformer.models.lora import merged_copy
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ def export(model, base_dir, version=None, tokenizer=None, signatures=None, *, la
     if not isinstance(model_name, str) or not model_name:
         raise ValueError(f"model_name must be a non-empty string; received {model_name!r}")
     model, tokenizer, labels, source = sources.resolve(model, tokenizer, labels)
+    # LoRA adapters are merged into the kernels: the SavedModel holds no LoRA variables.
+    model = merged_copy(model)
     names = resolve_names(model, tokenizer, signatures)
     if version is not None:
         versions.resolve_version(base_dir, version)  # fail before any work

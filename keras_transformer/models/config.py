@@ -35,6 +35,10 @@ class ModelConfig:
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); received dropout={dropout!r}")
 
+    def count_params(self):
+        """The backbone's parameter count, computed from the fields alone (every family has one)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement count_params()")
+
     def to_dict(self):
         return dataclasses.asdict(self)
 

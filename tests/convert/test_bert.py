@@ -59,7 +59,7 @@ def test_masked_lm_parity():
     # hidden_states[i] the output of block i - 1.
     probe = keras.Model(
         backbone.input,
-        [backbone.embeddings_layer_norm.output] + [b.output for b in backbone.transformer_layers],
+        [backbone.embeddings_layer_norm.output] + [b.output for b in backbone.encoder_blocks],
     )
     states = probe({k: v for k, v in inputs.items() if k != "mask_positions"})
     assert len(states) == len(expected["hidden_states"]) == 3

@@ -54,8 +54,8 @@ def hidden_states(backbone, inputs):
     """[embeddings, block 0 .. block n-2 outputs, final norm], the Hugging Face layout
     (its last entry is ln_f of the last block, not the raw block output)."""
     taps = [backbone.embeddings_dropout.output]
-    taps += [block.output for block in backbone.transformer_layers[:-1]]
-    taps.append(backbone.layer_norm.output)
+    taps += [block.output for block in backbone.decoder_blocks[:-1]]
+    taps.append(backbone.decoder_norm.output)
     return to_numpy(keras.Model(backbone.input, taps)(inputs))
 
 

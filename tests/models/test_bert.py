@@ -246,7 +246,7 @@ def test_presets():
     with pytest.raises(ValueError, match="bert_tiny"):
         BertClassifier.from_preset("gpt2_base", num_classes=2)
     model = BertClassifier.from_preset("bert_test", backbone_overrides={"num_layers": 1}, num_classes=2)
-    assert len(model.backbone.transformer_layers) == 1
+    assert len(model.backbone.encoder_blocks) == 1
 
 
 def test_parameter_count_formula_matches_built_models():
@@ -271,12 +271,12 @@ def test_bad_inputs_raise_clear_errors():
     missing = {k: v for k, v in INPUTS.items() if k != "padding_mask"}
     with pytest.raises(ValueError, match="padding_mask"):
         backbone(missing)
-    with pytest.raises(ValueError, match=r"token id 260 .*vocabulary_size=260"):
+    with pytest.raises(ValueError, match=r"token_ids holds id 260 at index \(0, 0\), outside \[0, 260\) for vocabulary_size=260"):
         backbone({**INPUTS, "token_ids": np.full((BATCH, LENGTH), VOCAB, dtype="int32")})
-    with pytest.raises(ValueError, match=r"token id 2 .*vocabulary_size=2"):  # segment table
+    with pytest.raises(ValueError, match=r"segment_ids holds id 2 .*num_segments=2"):
         backbone({**INPUTS, "segment_ids": np.full((BATCH, LENGTH), 2, dtype="int32")})
     too_long = _inputs(length=33, padding=np.ones((BATCH, 33), dtype="int32"))
-    with pytest.raises(ValueError, match="sequence_length=32"):
+    with pytest.raises(ValueError, match="length 33, which exceeds max_sequence_length=32"):
         backbone(too_long)
     with pytest.raises(ValueError, match="mask_positions"):
         BertMaskedLM(backbone)(INPUTS)

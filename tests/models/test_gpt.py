@@ -114,7 +114,7 @@ def test_logits_are_float32_under_mixed_precision():
     logits = lm(batch())["logits"]
     assert keras.backend.standardize_dtype(logits.dtype) == "float32"
     revived = GPTBackbone.from_config(lm.backbone.get_config())
-    assert revived.transformer_layers[0].compute_dtype == "bfloat16"
+    assert revived.decoder_blocks[0].compute_dtype == "bfloat16"
 
 
 def test_causal_lm_saves_and_reloads_in_a_fresh_process():
@@ -157,9 +157,9 @@ def test_both_position_encodings_make_the_model_order_aware():
 def test_parameter_count_formula_matches_built_models_and_publications():
     for name, overrides in VARIANTS.items():
         config = GPTConfig(**{**TINY, **overrides})
-        assert tiny_lm(**overrides).count_params() == config.parameter_count(), name
+        assert tiny_lm(**overrides).count_params() == config.count_params(), name
     for name, published in PUBLISHED.items():
-        assert get_preset(name).parameter_count() == published, name
+        assert get_preset(name).count_params() == published, name
     # Built once for real (about 0.5 GB, a few seconds).
     small = GPTCausalLM.from_preset("gpt2_small")
     assert small.count_params() == PUBLISHED["gpt2_small"] == small.backbone.count_params()
@@ -178,11 +178,11 @@ def test_bad_inputs_raise_clear_errors():
         lm.backbone({"token_ids": data["token_ids"]})
     too_big = {k: v.copy() for k, v in data.items()}
     too_big["token_ids"][0, 2] = TINY["vocabulary_size"]
-    with pytest.raises(ValueError, match=r"token id 257 at index \(0, 2\)"):
+    with pytest.raises(ValueError, match=r"token_ids holds id 257 at index \(0, 2\)"):
         lm(too_big)
     long = batch(lengths=(129,), length=129)
     for overrides in ({}, {"position_encoding": "rotary"}):
-        with pytest.raises(ValueError, match="129 exceeds max_sequence_length=128"):
+        with pytest.raises(ValueError, match="length 129, which exceeds max_sequence_length=128"):
             tiny_lm(**overrides)(long)
     with pytest.raises(ValueError, match="max_length=200 exceeds"):
         lm.initial_cache(1, 200)

@@ -36,7 +36,7 @@ def test_bad_schedule_arguments():
 def test_no_decay_for_biases_norms_and_position_tables():
     excluded = {v.path for v in no_decay_variables(GPTCausalLM.from_preset("gpt2_tiny"))}
     assert "position_embedding/embeddings" in excluded
-    assert {"layer_norm/gamma", "layer_norm/beta", "transformer_layer_0/self_attention/query/bias"} <= excluded
+    assert {"decoder_norm/gamma", "decoder_norm/beta", "decoder_block_0/self_attention/query/bias"} <= excluded
     assert "token_embedding/embeddings" not in excluded
     assert not any(path.endswith("kernel") for path in excluded)
     t5 = {v.path for v in no_decay_variables(T5Seq2SeqLM.from_preset("t5_tiny"))}

@@ -28,8 +28,11 @@ class BertBackbone(Backbone):
     `token_embedding` (a `TokenAndPositionEmbedding`: `.token_embedding`
     holds the word table, `.position_embedding` the position table; task
     heads call it with `reverse=True` for tied logits), `segment_embedding`,
-    `embeddings_layer_norm`, `embeddings_dropout`, `transformer_layers`
-    (list; `transformer_layer_{i}`), `pooled_dense`.
+    `embeddings_layer_norm`, `embeddings_dropout`, `encoder_blocks`
+    (list; `encoder_block_{i}`), `pooled_dense`; `position_embedding` is an
+    alias of `token_embedding.position_embedding`. Files saved when the
+    blocks were `transformer_layers` / `transformer_layer_{i}` load unchanged
+    (`.keras` weights are addressed by layer order, not by name).
 
     Inputs (dict): `token_ids` (batch, length) int, `segment_ids` (batch,
     length) int in [0, num_segments), `padding_mask` (batch, length), 1 for
@@ -39,7 +42,8 @@ class BertBackbone(Backbone):
     `pooled_output` (batch, hidden_dim).
 
     A missing input key, a token or segment id out of range (eager calls),
-    or a length above `max_sequence_length` raises a ValueError.
+    or a length above `max_sequence_length` raises a ValueError (the
+    `Backbone` input contract, shared by every family).
 
     Arguments are the `BertConfig` fields plus `name`, `trainable`, `dtype`.
 
@@ -54,6 +58,9 @@ class BertBackbone(Backbone):
 
     config_class = BertConfig
     family = "bert"
+    input_keys = ("token_ids", "segment_ids", "padding_mask")
+    length_keys = ("token_ids", "segment_ids")
+    id_limits = {"token_ids": "vocabulary_size", "segment_ids": "num_segments"}
 
     def __init__(
         self,
@@ -108,7 +115,7 @@ class BertBackbone(Backbone):
         self.embeddings_dropout = keras.layers.Dropout(
             dropout, dtype=dtype, name="embeddings_dropout"
         )
-        self.transformer_layers = [
+        self.encoder_blocks = [
             TransformerEncoderBlock(
                 num_heads=num_heads,
                 intermediate_dim=intermediate_dim,
@@ -118,7 +125,7 @@ class BertBackbone(Backbone):
                 layer_norm_epsilon=layer_norm_epsilon,
                 kernel_initializer=bert_initializer(),
                 dtype=dtype,
-                name=f"transformer_layer_{i}",
+                name=f"encoder_block_{i}",
             )
             for i in range(num_layers)
         ]
@@ -144,10 +151,15 @@ class BertBackbone(Backbone):
         )
         x = self.embeddings_layer_norm(x)
         x = self.embeddings_dropout(x)
-        for block in self.transformer_layers:
+        for block in self.encoder_blocks:
             x = block(x, padding_mask=inputs["padding_mask"])
         outputs = {
             "sequence_output": x,
             "pooled_output": self.pooled_dense(x[:, 0, :]),  # the [CLS] position
         }
         super().__init__(inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs)
+
+    @property
+    def position_embedding(self):
+        """The learned position table (inside `token_embedding`)."""
+        return self.token_embedding.position_embedding

@@ -37,15 +37,13 @@ class BertClassifier(BertTask):
         self.num_classes = num_classes
         self.dropout = dropout
 
-    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
-        """`Model.compile` with the defaults in the class docstring ("auto")."""
-        if optimizer == "auto":
-            optimizer = keras.optimizers.Adam(5e-5)
-        if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if metrics == "auto":
-            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+    def compile_defaults(self):
+        """`compile()`'s "auto" arguments (see the class docstring)."""
+        return {
+            "optimizer": lambda: keras.optimizers.Adam(5e-5),
+            "loss": lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            "metrics": lambda: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        }
 
     def get_config(self):
         config = super().get_config()

@@ -98,23 +98,27 @@ class BertMaskedLM(BertTask):
         super().__init__(backbone, inputs=inputs, outputs=outputs, **kwargs)
         self.next_sentence_prediction = next_sentence_prediction
 
-    def compile(self, optimizer="auto", loss="auto", *, weighted_metrics="auto", **kwargs):
-        """`Model.compile` with the defaults in the class docstring ("auto")."""
-        if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(5e-5, weight_decay=0.01)
-        if loss == "auto":
-            loss = {"logits": token_cross_entropy()}  # mean over the weighted (masked) slots
-            if self.next_sentence_prediction:
-                loss["next_sentence_logits"] = keras.losses.SparseCategoricalCrossentropy(
-                    from_logits=True
-                )
-        if weighted_metrics == "auto":
-            weighted_metrics = {"logits": token_metrics()}
-            if self.next_sentence_prediction:
-                weighted_metrics["next_sentence_logits"] = [
-                    keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-                ]
-        super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs)
+    def compile_defaults(self):
+        """`compile()`'s "auto" arguments (see the class docstring), per output."""
+        nsp = self.next_sentence_prediction
+
+        def loss():
+            losses = {"logits": token_cross_entropy()}  # mean over the weighted (masked) slots
+            if nsp:
+                losses["next_sentence_logits"] = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            return losses
+
+        def weighted_metrics():
+            metrics = {"logits": token_metrics()}
+            if nsp:
+                metrics["next_sentence_logits"] = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+            return metrics
+
+        return {
+            "optimizer": lambda: keras.optimizers.AdamW(5e-5, weight_decay=0.01),
+            "loss": loss,
+            "weighted_metrics": weighted_metrics,
+        }
 
     def get_config(self):
         config = super().get_config()

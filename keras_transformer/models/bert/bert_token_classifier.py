@@ -40,17 +40,15 @@ class BertTokenClassifier(BertTask):
         self.num_classes = num_classes
         self.dropout = dropout
 
-    def compile(self, optimizer="auto", loss="auto", *, weighted_metrics="auto", **kwargs):
-        """`Model.compile` with the defaults in the class docstring ("auto")."""
-        if optimizer == "auto":
-            optimizer = keras.optimizers.Adam(5e-5)
-        if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(
+    def compile_defaults(self):
+        """`compile()`'s "auto" arguments (see the class docstring)."""
+        return {
+            "optimizer": lambda: keras.optimizers.Adam(5e-5),
+            "loss": lambda: keras.losses.SparseCategoricalCrossentropy(
                 from_logits=True, ignore_class=-100, reduction="mean_with_sample_weight"
-            )
-        if weighted_metrics == "auto":
-            weighted_metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs)
+            ),
+            "weighted_metrics": lambda: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        }
 
     def get_config(self):
         config = super().get_config()

@@ -40,7 +40,10 @@ class GPTBackbone(Backbone):
     `GPTCausalLM.call_with_cache` use them): `token_embedding`
     (`ReversibleEmbedding`, doubles as the output projection),
     `position_embedding` (`LearnedPositionEmbedding` or None),
-    `embeddings_dropout`, `transformer_layers` (list of blocks), `layer_norm`.
+    `embeddings_dropout`, `decoder_blocks` (list; `decoder_block_{i}`),
+    `decoder_norm`. `transformer_layers` and `layer_norm` are read-only
+    aliases of the last two (their names before the families shared one
+    vocabulary; `.keras` files of that time load unchanged).
 
     Args: the fields of `GPTConfig` (see there), plus `name`, `trainable`,
     `dtype` (a dtype policy passed to every layer).
@@ -57,6 +60,9 @@ class GPTBackbone(Backbone):
 
     config_class = GPTConfig
     family = "gpt"
+    input_keys = INPUT_KEYS
+    length_keys = ("token_ids",)
+    id_limits = {"token_ids": "vocabulary_size"}
 
     def __init__(
         self,
@@ -111,7 +117,7 @@ class GPTBackbone(Backbone):
                 name="position_embedding",
             )
         self.embeddings_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="embeddings_dropout")
-        self.transformer_layers = [
+        self.decoder_blocks = [
             TransformerDecoderBlock(
                 num_heads,
                 intermediate_dim,
@@ -123,21 +129,21 @@ class GPTBackbone(Backbone):
                 use_rotary_embedding=position_encoding == "rotary",
                 kernel_initializer=_initializer(),
                 dtype=dtype,
-                name=f"transformer_layer_{i}",
+                name=f"decoder_block_{i}",
             )
             for i in range(num_layers)
         ]
-        self.layer_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, dtype=dtype, name="layer_norm"
+        self.decoder_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype=dtype, name="decoder_norm"
         )
 
         # === Functional model ===
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
         x = self.embed(token_ids)
-        for block in self.transformer_layers:
+        for block in self.decoder_blocks:
             x = block(x, decoder_padding_mask=padding_mask)
-        sequence_output = self.layer_norm(x)
+        sequence_output = self.decoder_norm(x)
         super().__init__(
             inputs={"token_ids": token_ids, "padding_mask": padding_mask},
             outputs={"sequence_output": sequence_output},
@@ -156,27 +162,7 @@ class GPTBackbone(Backbone):
             x = x + self.position_embedding(x, start_index=start_index)
         return self.embeddings_dropout(x, training=training)
 
-    def call(self, inputs, training=None, mask=None, **kwargs):
-        check_inputs(inputs, self.model_config.max_sequence_length, type(self).__name__)
-        return super().call(inputs, training=training, mask=mask, **kwargs)
-
-
-def check_inputs(inputs, max_sequence_length, owner):
-    """Clear errors for a missing input key or a sequence too long for the model."""
-    if not isinstance(inputs, dict):
-        raise ValueError(
-            f"{owner} takes a dict with keys {list(INPUT_KEYS)}; received {type(inputs).__name__}"
-        )
-    missing = [key for key in INPUT_KEYS if key not in inputs]
-    if missing:
-        raise ValueError(
-            f"{owner} inputs lack {missing}; expected keys {list(INPUT_KEYS)}, "
-            f"received keys {sorted(inputs)}"
-        )
-    length = inputs["token_ids"].shape[-1]
-    if length is not None and length > max_sequence_length:
-        raise ValueError(
-            f"{owner}: sequence length {length} exceeds max_sequence_length="
-            f"{max_sequence_length}; truncate the inputs (received token_ids of shape "
-            f"{tuple(inputs['token_ids'].shape)})"
-        )
+    @property
+    def layer_norm(self):
+        """Read-only alias of `decoder_norm`."""
+        return self.decoder_norm

@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from keras_transformer.models.backbone import Task
-from keras_transformer.models.gpt.gpt_backbone import GPTBackbone, check_inputs
+from keras_transformer.models.backbone import Task, token_cross_entropy, token_metrics
+from keras_transformer.models.gpt.gpt_backbone import GPTBackbone
 from keras_transformer.registration import register
 
 
@@ -53,28 +53,16 @@ class GPTCausalLM(Task):
         logits = backbone.token_embedding(hidden, reverse=True)
         super().__init__(backbone, inputs=inputs, outputs={"logits": logits}, **kwargs)
 
-    def call(self, inputs, training=None, mask=None, **kwargs):
-        config = self.backbone.model_config
-        check_inputs(inputs, config.max_sequence_length, type(self).__name__)
-        return super().call(inputs, training=training, mask=mask, **kwargs)
-
-    def compile(
-        self,
-        optimizer="auto",
-        loss="auto",
-        weighted_metrics="auto",
-        **kwargs,
-    ):
-        """`keras.Model.compile` with causal-LM defaults for each "auto" argument.
-
-        optimizer: Adam(2e-5), for fine-tuning; pass your own to train from
-        scratch. loss: sparse categorical cross-entropy on the logits.
-        weighted_metrics: token accuracy and perplexity, both weighted by the
-        `sample_weight` that masks padding.
-        """
-        self._compile_token_model(
-            optimizer, loss, weighted_metrics, lambda: keras.optimizers.Adam(2e-5), **kwargs
-        )
+    def compile_defaults(self):
+        """`compile()`'s "auto" arguments: Adam(2e-5) (fine-tuning; pass your own to
+        train from scratch), sparse cross-entropy on the logits averaged over
+        weighted tokens, and token accuracy and perplexity as weighted metrics
+        (weighted by the `sample_weight` that masks padding)."""
+        return {
+            "optimizer": lambda: keras.optimizers.Adam(2e-5),
+            "loss": token_cross_entropy,
+            "weighted_metrics": token_metrics,
+        }
 
     # ------------------------------------------------------------- decoding
 

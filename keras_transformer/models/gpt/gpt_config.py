@@ -89,8 +89,8 @@ class GPTConfig(ModelConfig):
         """num_key_value_heads with None resolved to num_heads."""
         return self.num_key_value_heads or self.num_heads
 
-    def parameter_count(self):
-        """Trainable parameters of `GPTCausalLM` built from this config, in pure Python.
+    def count_params(self):
+        """Parameters of `GPTBackbone` (and so of `GPTCausalLM`), in pure Python.
 
         Per block: two LayerNorms (4h), query and output projections with
         biases (2h² + 2h), key and value projections with biases (2·h·kv + 2kv,

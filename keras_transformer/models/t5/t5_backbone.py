@@ -16,21 +16,6 @@ from keras_transformer.registration import register
 INPUT_KEYS = ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids", "decoder_padding_mask")
 
 
-def check_input_keys(inputs, model_name):
-    """Raises a ValueError unless `inputs` is a dict with exactly the four T5 input keys."""
-    if not isinstance(inputs, dict):
-        raise ValueError(
-            f"{model_name} takes a dict with keys {list(INPUT_KEYS)}; received {type(inputs).__name__}"
-        )
-    missing = [key for key in INPUT_KEYS if key not in inputs]
-    unexpected = sorted(set(inputs) - set(INPUT_KEYS))
-    if missing or unexpected:
-        raise ValueError(
-            f"{model_name} takes a dict with keys {list(INPUT_KEYS)}; missing {missing}, "
-            f"unexpected {unexpected}"
-        )
-
-
 @register
 class T5Backbone(Backbone):
     """T5 (Raffel et al., 2020) encoder-decoder, v1.0 or v1.1 style.
@@ -68,6 +53,9 @@ class T5Backbone(Backbone):
 
     config_class = T5Config
     family = "t5"
+    input_keys = INPUT_KEYS
+    length_keys = ("encoder_token_ids", "decoder_token_ids")
+    id_limits = {"encoder_token_ids": "vocabulary_size", "decoder_token_ids": "vocabulary_size"}
 
     def __init__(
         self,
@@ -193,12 +181,9 @@ class T5Backbone(Backbone):
         for block in self.encoder_blocks + self.decoder_blocks:
             for attention in (block.self_attention, getattr(block, "cross_attention", None)):
                 if attention is not None:
-                    kernel = attention.query_dense.kernel
+                    query = getattr(attention, "query_dense", None) or attention._query_dense
+                    kernel = query.kernel
                     kernel.assign(kernel * factor)
-
-    def __call__(self, inputs, *args, **kwargs):
-        check_input_keys(inputs, type(self).__name__)
-        return super().__call__(inputs, *args, **kwargs)
 
     # ------------------------------------------------------------ stacks
     # Used to build the functional graph, and by `T5Seq2SeqLM` to run the

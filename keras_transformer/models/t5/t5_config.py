@@ -33,8 +33,9 @@ class T5Config(ModelConfig):
             `hidden_dim ** -0.5` before the head (v1.0, with the tied head).
         relative_attention_num_buckets, relative_attention_max_distance: T5's
             bucketed relative position bias (one table per stack).
-        max_sequence_length: informational (T5 has no position table);
-            generation checks lengths against it.
+        max_sequence_length: the longest encoder or decoder input the
+            backbone accepts (T5 has no position table; its relative
+            buckets extend to any length, but the input contract is shared).
     """
 
     vocabulary_size: int = positive(32128)
@@ -87,3 +88,26 @@ class T5Config(ModelConfig):
                 f"received relative_attention_num_buckets={buckets}, "
                 f"relative_attention_max_distance={distance}"
             )
+
+    def count_params(self, lm_head=False):
+        """Parameters of `T5Backbone`, in pure Python; `lm_head` adds `T5Seq2SeqLM`'s untied head.
+
+        No biases anywhere. Attention: query, key, value (h x n·k each) and
+        output (n·k x h). Feed-forward: h x f in (twice when gated) and f x h
+        out. RMSNorm: h scales. Encoder blocks have one attention and two
+        norms, decoder blocks two attentions and three norms; each stack adds
+        a final norm and a (buckets x heads) relative position table; the
+        token table (v x h) is shared. The untied head (v1.1) is h x v.
+        """
+        h, f, v = self.hidden_dim, self.intermediate_dim, self.vocabulary_size
+        inner = self.num_heads * self.key_dim
+        attention = 4 * h * inner
+        feed_forward = (2 if self.gated_feed_forward else 1) * h * f + f * h
+        encoder_block = attention + feed_forward + 2 * h
+        decoder_block = 2 * attention + feed_forward + 3 * h
+        stacks = self.num_layers * encoder_block + self.decoder_layers * decoder_block
+        position_tables = 2 * self.relative_attention_num_buckets * self.num_heads
+        total = v * h + stacks + 2 * h + position_tables
+        if lm_head and not self.tie_word_embeddings:
+            total += h * v
+        return total

@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from keras_transformer.models.backbone import Task
-from keras_transformer.models.t5.t5_backbone import T5Backbone, check_input_keys
+from keras_transformer.models.backbone import Task, token_cross_entropy, token_metrics
+from keras_transformer.models.t5.t5_backbone import T5Backbone
 from keras_transformer.registration import register
 
 
@@ -76,32 +76,18 @@ class T5Seq2SeqLM(Task):
             return self.lm_head(hidden)
         return backbone.token_embedding(hidden, reverse=True)
 
-    def __call__(self, inputs, *args, **kwargs):
-        check_input_keys(inputs, type(self).__name__)
-        return super().__call__(inputs, *args, **kwargs)
-
-    def compile(
-        self,
-        optimizer="auto",
-        loss="auto",
-        weighted_metrics="auto",
-        **kwargs,
-    ):
-        """`keras.Model.compile` with seq2seq defaults for each "auto" argument.
-
-        optimizer: AdamW(3e-4, clipnorm 1), the usual rate for fine-tuning T5
-        with Adam; pass your own to train from scratch. loss: sparse
-        categorical cross-entropy on the logits. weighted_metrics: token
-        accuracy. `logits` is the only output, so `y` may be the (batch,
-        target) target ids; mask padding with `sample_weight`.
-        """
-        self._compile_token_model(
-            optimizer,
-            loss,
-            weighted_metrics,
-            lambda: keras.optimizers.AdamW(learning_rate=3e-4, weight_decay=0.01, clipnorm=1.0),
-            **kwargs,
-        )
+    def compile_defaults(self):
+        """`compile()`'s "auto" arguments: AdamW(3e-4, weight decay 0.01, clipnorm 1),
+        the usual rate for fine-tuning T5 (pass your own to train from
+        scratch); sparse cross-entropy on the logits averaged over weighted
+        tokens; token accuracy and perplexity as weighted metrics. `logits` is
+        the only output, so `y` may be the (batch, target) target ids; mask
+        padding with `sample_weight`."""
+        return {
+            "optimizer": lambda: keras.optimizers.AdamW(learning_rate=3e-4, weight_decay=0.01, clipnorm=1.0),
+            "loss": token_cross_entropy,
+            "weighted_metrics": token_metrics,
+        }
 
     # ---------------------------------------------------------- decoding
 
