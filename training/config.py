@@ -76,6 +76,8 @@ class TrainConfig:
                                  "and position tables")
     clip_norm: float = _field(1.0, "clip the global gradient norm (of the whole global batch) to this; 0: off")
     # --- performance -------------------------------------------------------------
+    lora_rank: int = _field(0, "LoRA: freeze the backbone, train rank-R adapters on the attention query and "
+                            "value projections (the task head trains in full); 0: full fine-tuning")
     precision: str = _field("float32", "dtype policy (mixed_float16 adds dynamic loss scaling)",
                             choices=PRECISIONS)
     jit_compile: str = _field("auto", "XLA: auto (Keras decides: on for GPU/TPU), true or false",
@@ -133,6 +135,8 @@ class TrainConfig:
             raise ValueError(f"--validation-fraction must be in (0, 1); received {self.validation_fraction!r}")
         if self.epochs is not None and (not _number(self.epochs) or self.epochs <= 0):
             raise ValueError(f"--epochs must be a positive number; received {self.epochs!r}")
+        if isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int) or self.lora_rank < 0:
+            raise ValueError(f"--lora-rank must be an integer >= 0; received {self.lora_rank!r}")
         if self.warmup_steps is not None and (not isinstance(self.warmup_steps, int) or self.warmup_steps < 0):
             raise ValueError(f"--warmup-steps must be an integer >= 0; received {self.warmup_steps!r}")
         if self.cpu_devices < 0 or (self.cpu_devices and self.strategy != "mirrored"):

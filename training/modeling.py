@@ -26,6 +26,7 @@ from keras_transformer.models import (
     get_preset,
 )
 from keras_transformer.models.backbone import Backbone, Task
+from keras_transformer.models.lora import has_lora, merged_copy
 from training.config import DEFAULT_PRESETS
 
 FORMAT = "keras_transformer.training"
@@ -199,6 +200,8 @@ def describe(model, family, config, labels, shapes):
 def inference_copy(model):
     """An uncompiled copy of `model` for `model.keras`: it loads with a plain
     `import keras_transformer` (no optimizer or schedule classes of this package)."""
+    if has_lora(model):
+        return merged_copy(model)  # adapters merged into the kernels
     copy = type(model).from_config(model.get_config())
     copy.set_weights(model.get_weights())
     return copy

@@ -157,6 +157,8 @@ def prepare(config, echo):
         else:
             model = modeling.build_model(config, family, vocabulary, config.precision, init,
                                          num_classes=len(corpus.labels) or None)
+        if config.lora_rank:
+            model.backbone.enable_lora(config.lora_rank)  # before any checkpoint is restored
     modeling.check_vocabulary(model, vocabulary)
     shapes = data.shapes_for(config, family, model.backbone.model_config.max_sequence_length)
     entropy = data.unigram_entropy(corpus.train, tokenizer) if config.task == "pretrain" else None

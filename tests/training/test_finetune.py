@@ -98,3 +98,21 @@ def test_a_tokenizer_larger_than_the_model_vocabulary_is_refused(data_dir, tmp_p
                          data=[str(data_dir / "labelled.txt")], output=str(tmp_path / "run"), **SMALL)
     with pytest.raises(ValueError, match="the tokenizer has 259 ids but the model's vocabulary_size is 103"):
         train(config)
+
+
+def test_lora_rank_trains_adapters_and_the_head_only(data_dir, wordpiece_dir, tmp_path):
+    from keras_transformer.convert import from_huggingface
+
+    options = dict(FEW, steps=10, checkpoint_every=10, batch_size=16, learning_rate=1e-2, validation_fraction=0.2)
+    config = TrainConfig(task="classify", init=os.path.join(HF_FIXTURES, "bert"), tokenizer=wordpiece_dir,
+                         data=[str(data_dir / "labelled.txt")], output=str(tmp_path / "run"), lora_rank=2, **options)
+    train(config)
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")  # adapters merged: a plain model
+    assert not any("lora" in v.path for v in model.weights)
+    original = from_huggingface(os.path.join(HF_FIXTURES, "bert")).backbone
+    block, start = model.backbone.encoder_blocks[0], original.encoder_blocks[0]
+    # Frozen: the key projection and the feed-forward are the checkpoint's; query and value moved.
+    assert (block.self_attention._key_dense.kernel.numpy() == start.self_attention._key_dense.kernel.numpy()).all()
+    assert not (block.self_attention._query_dense.kernel.numpy() == start.self_attention._query_dense.kernel.numpy()).all()
+    with pytest.raises(ValueError, match="--lora-rank must be an integer >= 0"):
+        TrainConfig(lora_rank=-1)
