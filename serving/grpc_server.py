@@ -6,6 +6,15 @@ MultiInference, GetModelMetadata) and `tensorflow.serving.ModelService`
 unchanged; messages over 1024 characters are cut as TF Serving cuts them.
 A client deadline bounds the model run (DEADLINE_EXCEEDED), as TF Serving's
 session-run timeout does.
+
+`create_server` applies the gRPC flags as `model_servers/server.cc` does:
+TCP on --port and/or a UNIX socket on --grpc_socket_path, --grpc_channel_arguments
+(`key=value,...`; a value that parses as an int32 is passed as an int, else as a
+string), --grpc_max_threads worker threads, TLS from --ssl_config_file
+(client_verify: mutual TLS, client certificates signed by custom_ca), the
+standard `grpc.health.v1.Health` service with --enable_grpc_healthcheck_service
+(SERVING for "", ModelService and PredictionService, by short and full
+name), and server reflection (always on, as in TF Serving since 2.15).
 """
 
 import concurrent.futures
@@ -13,12 +22,15 @@ import logging
 import time
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, model_management_pb2,
                                      model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc,
                                      regression_pb2)
 
-from serving import tensor_proto
-from serving.errors import Code, ServingError, from_exception, invalid_argument, truncate_for_grpc
+from serving import config as config_lib
+from serving import metrics, tensor_proto
+from serving.errors import Code, Deadline, ServingError, from_exception, invalid_argument, truncate_for_grpc
 
 logger = logging.getLogger(__name__)
 SIGNATURE_DEF_FIELD = "signature_def"
@@ -33,8 +45,9 @@ def _spec(model_spec):
 
 
 def _deadline(context):
+    """The call's deadline, and whether its client is gone (work for it is dropped before it runs)."""
     remaining = context.time_remaining()
-    return None if remaining is None else time.monotonic() + remaining
+    return Deadline(None if remaining is None else time.monotonic() + remaining, lambda: not context.is_active())
 
 
 def _fill_spec(target, name, version, signature_name=None):
@@ -49,7 +62,8 @@ def _rpc(method):
 
     def wrapper(self, request, context):
         try:
-            return method(self, request, context)
+            with metrics.entrypoint(metrics.GRPC):
+                return method(self, request, context)
         except Exception as error:  # noqa: BLE001 - every failure becomes a status
             failure = from_exception(error)
             if failure.code in (Code.INTERNAL, Code.UNKNOWN):
@@ -70,7 +84,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         if not request.HasField("model_spec"):
             raise invalid_argument("Missing ModelSpec")
         name, version, label = _spec(request.model_spec)
-        inputs = {alias: tensor_proto.to_ndarray(proto, alias) for alias, proto in request.inputs.items()}
+        inputs = {alias: tensor_proto.to_ndarray(proto, alias, self.core.max_request_bytes)
+                  for alias, proto in request.inputs.items()}
         resolved, signature, outputs = self.core.predict(
             name, version, label, request.model_spec.signature_name, inputs, list(request.output_filter),
             _deadline(context))
@@ -151,16 +166,77 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def create_server(core, host, port, max_receive_bytes=0, max_workers=16, tensor_content=False):
-    """A started-later `grpc.Server` bound to host:port; returns (server, bound port)."""
-    options = [("grpc.max_send_message_length", 2**31 - 1),
-               ("grpc.max_receive_message_length", max_receive_bytes or 2**31 - 1),
-               ("grpc.so_reuseport", 0)]
-    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc"),
-                         options=options)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(core, tensor_content), server)
+INT32_MAX = 2**31 - 1
+SERVICE_NAMES = ("tensorflow.serving.PredictionService", "tensorflow.serving.ModelService")
+
+
+def parse_channel_arguments(text):
+    """--grpc_channel_arguments "k=v,k=v" -> [(key, int or str)], as server.cc's parseGrpcChannelArgs."""
+    result = []
+    for item in text.split(",") if text else []:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise invalid_argument(f"--grpc_channel_arguments: expected key=value, got {item!r} in {text!r}")
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+        result.append((key, number if number is not None and -2**31 <= number <= INT32_MAX else value))
+    return result
+
+
+def server_credentials(ssl_config_file):
+    """TLS credentials from an SSLConfig file, or None for an insecure server."""
+    if not ssl_config_file:
+        return None
+    ssl = config_lib.load_ssl_config(ssl_config_file)
+    return grpc.ssl_server_credentials(
+        [(ssl.server_key.encode(), ssl.server_cert.encode())],
+        root_certificates=ssl.custom_ca.encode() if ssl.custom_ca else None,
+        require_client_auth=ssl.client_verify)
+
+
+def _add_health(server):
+    servicer = health.HealthServicer()
+    for name in ("",) + SERVICE_NAMES + tuple(n.rsplit(".", 1)[1] for n in SERVICE_NAMES):
+        servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    return health.SERVICE_NAME
+
+
+def create_server(core, options):
+    """A started-later `grpc.Server` for `options` (a ServerOptions); returns (server, bound TCP port or None).
+
+    TCP is bound when `options.port` is not None (0 picks a free port), the
+    UNIX socket when `options.grpc_socket_path` is set; with neither, no server.
+    """
+    if options.port is None and not options.grpc_socket_path:
+        return None, None
+    arguments = dict([("grpc.max_send_message_length", INT32_MAX),
+                      ("grpc.max_receive_message_length", options.max_request_bytes or INT32_MAX),
+                      ("grpc.so_reuseport", 0)])
+    arguments.update(parse_channel_arguments(options.grpc_channel_arguments))  # the flag wins
+    credentials = server_credentials(options.ssl_config_file)
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max(options.grpc_max_threads, 1),
+                                                               thread_name_prefix="grpc"),
+                         options=list(arguments.items()))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionService(core, options.enable_serialization_as_tensor_content), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
-    if bound == 0:
-        raise ServingError(Code.UNAVAILABLE, f"Cannot bind the gRPC server to {host}:{port}")
-    return server, bound
+    services = list(SERVICE_NAMES)
+    if options.enable_grpc_healthcheck_service:
+        services.append(_add_health(server))
+    reflection.enable_server_reflection(services + [reflection.SERVICE_NAME], server)
+
+    def bind(address):
+        bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+        if bound == 0:
+            raise ServingError(Code.UNAVAILABLE, f"Cannot bind the gRPC server to {address}")
+        return bound
+
+    port = None
+    if options.port is not None:
+        port = bind(f"{options.bind_address}:{options.port}")
+    if options.grpc_socket_path:
+        bind(f"unix:{options.grpc_socket_path}")
+    return server, port

@@ -130,3 +130,33 @@ def install(source, base_path, version, via_temp=True):
     shutil.copytree(source, temporary)
     os.rename(temporary, target)
     return target
+
+
+def build_half_plus_two_tf1(path, a=0.5, b=2.0):
+    """A TF1 SavedModel like TF Serving's saved_model_half_plus_two / half_plus_three test models.
+
+    Built with tf.compat.v1 (placeholders, variables, a Session, SavedModelBuilder;
+    no object graph). y = a * x + b:
+      serving_default              x float [-1, 1] -> y          (predict; elementwise, so [3] works too)
+      tensorflow/serving/regress   inputs (tf.Example with x)  -> outputs [B, 1] (ParseExample in the graph)
+      tensorflow/serving/classify  inputs (tf.Example with x)  -> scores [B, 1], classes [B, 1] ("y")
+    """
+    v1 = tf.compat.v1
+    with tf.Graph().as_default() as graph, v1.Session(graph=graph) as session:
+        weight, bias = v1.Variable(a, name="a"), v1.Variable(b, name="b")
+        x = v1.placeholder(tf.float32, [None, 1], name="x")
+        y = tf.add(weight * x, bias, name="y")
+        serialized = v1.placeholder(tf.string, [None], name="tf_example")
+        parsed = v1.parse_example(serialized, {"x": v1.FixedLenFeature([1], tf.float32)})
+        y_examples = tf.add(weight * parsed["x"], bias, name="y_examples")
+        classes = tf.tile(tf.constant([["y"]]), [tf.shape(y_examples)[0], 1])
+        session.run(v1.global_variables_initializer())
+        signatures = v1.saved_model.signature_def_utils
+        builder = v1.saved_model.builder.SavedModelBuilder(path)
+        builder.add_meta_graph_and_variables(session, [v1.saved_model.tag_constants.SERVING], signature_def_map={
+            "serving_default": signatures.predict_signature_def({"x": x}, {"y": y}),
+            "tensorflow/serving/regress": signatures.regression_signature_def(serialized, y_examples),
+            "tensorflow/serving/classify": signatures.classification_signature_def(serialized, classes, y_examples),
+        })
+        builder.save()
+    return path
