@@ -35,7 +35,8 @@ import time
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 
-from serving.errors import Code, ServingError, invalid_argument
+from serving import metrics
+from serving.errors import Code, Deadline, ServingError, invalid_argument
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class BatchingOptions:
         return next((s for s in self.allowed_batch_sizes if s >= size), size)
 
 
-_Task = collections.namedtuple("_Task", "inputs size future")
+_Task = collections.namedtuple("_Task", "inputs size future deadline")
 
 
 class _Batch:
@@ -174,23 +175,24 @@ class BatchScheduler:
         pieces = [{k: v[i:i + step] for k, v in inputs.items()} for i in range(0, size, step)]
         key = (id(servable), signature, tuple(output_names or ()),
                tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(inputs.items())))
-        futures = [self._enqueue(key, servable, signature, output_names, piece) for piece in pieces]
+        deadline = Deadline.of(deadline)
+        futures = [self._enqueue(key, servable, signature, output_names, piece, deadline) for piece in pieces]
         results = []
         for future in futures:
-            timeout = None if deadline is None else max(deadline - time.monotonic(), 0)
             try:
-                results.append(future.result(timeout))
-            except concurrent.futures.TimeoutError:
+                results.append(future.result() if deadline is None else
+                               deadline.wait(future, "Deadline exceeded while the request was batched"))
+            except ServingError:
                 for pending in futures:
-                    pending.cancel()
-                raise ServingError(Code.DEADLINE_EXCEEDED, "Deadline exceeded while the request was batched") from None
+                    pending.cancel()  # a task not yet taken is dropped (and its handle released) by the worker
+                raise
         if len(results) == 1:
             return results[0]
         return {k: np.concatenate([r[k] for r in results]) for k in results[0]}
 
-    def _enqueue(self, key, servable, signature, output_names, inputs):
+    def _enqueue(self, key, servable, signature, output_names, inputs, deadline=None):
         size = next(iter(inputs.values())).shape[0]
-        task = _Task(inputs, size, concurrent.futures.Future())
+        task = _Task(inputs, size, concurrent.futures.Future(), deadline)
         capacity = self.options.execution_batch_size
         with self._lock:
             if self._stopping:
@@ -201,6 +203,7 @@ class BatchScheduler:
                 if len(batches) >= self.options.max_enqueued_batches:
                     raise ServingError(Code.UNAVAILABLE, "The batch scheduling queue to which this task was submitted is full")
                 batches.append(_Batch())
+            servable.acquire()  # each queued task keeps its version loaded until its batch has run or dropped it
             batches[-1].tasks.append(task)
             batches[-1].size += size
             self._lock.notify()
@@ -241,7 +244,21 @@ class BatchScheduler:
 
     def _process(self, entry, batch):
         servable, signature, output_names, _ = entry
-        tasks = [t for t in batch.tasks if t.future.set_running_or_notify_cancel()]
+        try:
+            self._run_batch(servable, signature, output_names, batch)
+        finally:
+            for _ in batch.tasks:
+                servable.release()
+
+    def _run_batch(self, servable, signature, output_names, batch):
+        tasks = []
+        for task in batch.tasks:
+            if task.deadline is not None and task.deadline.expired():
+                task.future.cancel()  # nobody waits for it: dropped before it runs
+            if task.future.set_running_or_notify_cancel():
+                tasks.append(task)
+        with self._lock:
+            self.stats.update(dropped=len(batch.tasks) - len(tasks))
         if not tasks:
             return
         total = sum(t.size for t in tasks)
@@ -266,6 +283,7 @@ class BatchScheduler:
             return
         with self._lock:
             self.stats.update(batches=1, tasks=len(tasks), rows=total, padding=padded - total)
+        metrics.record_batch(servable.name, [t.size for t in tasks], padded, padded - total, [batch.opened] * len(tasks))
         offset = 0
         for task in tasks:
             task.future.set_result({k: v[offset:offset + task.size] for k, v in outputs.items()})

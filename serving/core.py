@@ -10,15 +10,14 @@ Serving: model/version (NOT_FOUND), label (INVALID_ARGUMENT), signature
 import concurrent.futures
 import logging
 import os
-import time
 
 import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import (classification_pb2, get_model_status_pb2, inference_pb2,
                                      prediction_log_pb2, regression_pb2)
 
-from serving import tensor_proto
-from serving.errors import Code, ServingError, failed_precondition, invalid_argument
+from serving import metrics, tensor_proto
+from serving.errors import Code, Deadline, ServingError, failed_precondition, invalid_argument
 from serving.validation import check_tensor, validate_inputs
 
 logger = logging.getLogger(__name__)
@@ -49,15 +48,22 @@ def serialized_examples(request_input):
 
 
 class ServingCore:
-    def __init__(self, manager, batcher=None, method_name_check=False, max_run_threads=64):
+    def __init__(self, manager, batcher=None, method_name_check=False, max_run_threads=64, max_request_bytes=0):
         self.manager = manager
+        self.max_request_bytes = max_request_bytes  # bound on a request tensor's declared size (gRPC)
         self.batcher = batcher
         self.method_name_check = method_name_check
         self._pool = concurrent.futures.ThreadPoolExecutor(max_run_threads, thread_name_prefix="run")
 
     # ------------------------------------------------------------------ running
     def _execute(self, servable, signature, inputs, output_names, deadline):
-        """Runs (batched if enabled) and gives up with DEADLINE_EXCEEDED at `deadline` (monotonic)."""
+        """Runs (batched if enabled); work whose `deadline` (a `Deadline` or monotonic seconds) has
+        passed, or whose client has gone, is dropped before it starts. Past the deadline the caller
+        gets DEADLINE_EXCEEDED at once; a run that had already started finishes on its own and
+        keeps its version loaded until then."""
+        deadline = Deadline.of(deadline)
+        if deadline is not None:
+            deadline.check("Deadline exceeded before the model ran")
         if self.batcher is not None:
             return self.batcher.run(servable, signature, inputs, output_names, deadline)
         if deadline is None:
@@ -66,16 +72,26 @@ class ServingCore:
 
         def work():
             try:
+                if deadline.expired():
+                    return None  # nobody waits for this answer any more: never run it
                 return servable.run(signature, inputs, output_names)
             finally:
                 servable.release()
 
-        future = self._pool.submit(work)
         try:
-            return future.result(max(deadline - time.monotonic(), 0))
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise ServingError(Code.DEADLINE_EXCEEDED, "Deadline exceeded while running the model") from None
+            future = self._pool.submit(work)
+        except RuntimeError:  # the pool is shut down: the server is stopping
+            servable.release()
+            raise ServingError(Code.UNAVAILABLE, "Server is shutting down") from None
+        try:
+            return deadline.wait(future, "Deadline exceeded while running the model")
+        except concurrent.futures.CancelledError:
+            servable.release()  # cancelled by stop() before it started
+            raise ServingError(Code.UNAVAILABLE, "Server is shutting down") from None
+        except ServingError:
+            if future.cancel():
+                servable.release()  # never started, so work() will not release it
+            raise
 
     def _signature(self, servable, signature_name):
         name = signature_name or DEFAULT_SIGNATURE
@@ -92,6 +108,7 @@ class ServingCore:
                 raise invalid_argument(f'Serving signature name: "{name}" not found in signature def')
             return {alias: info.dtype for alias, info in sorted(servable.signature_defs[name].inputs.items())}
 
+    @metrics.counted("Predict")
     def predict(self, model, version, label, signature_name, inputs, output_filter=(), deadline=None):
         """-> (resolved version, resolved signature name, {alias: numpy array})."""
         with self.manager.handle(model, version, label) as servable:
@@ -139,6 +156,7 @@ class ServingCore:
     def _run_examples(self, servable, signature_name, request_input, method, deadline):
         name, signature = self._example_signature(servable, signature_name, method)
         examples = serialized_examples(request_input)
+        metrics.record_examples(servable.name, len(examples))
         check_tensor(name, "inputs", signature.inputs["inputs"], examples)
         wanted = [k for k in ("classes", "scores", "outputs") if k in signature.outputs]
         outputs = self._execute(servable, name, {"inputs": examples}, wanted, deadline)
@@ -147,16 +165,19 @@ class ServingCore:
             return name, _classification_result(outputs, count)
         return name, _regression_result(outputs["outputs"], count)
 
+    @metrics.counted("Classify")
     def classify(self, model, version, label, signature_name, request_input, deadline=None):
         with self.manager.handle(model, version, label) as servable:
             name, result = self._run_examples(servable, signature_name, request_input, CLASSIFY_METHOD, deadline)
             return servable.version, name, result
 
+    @metrics.counted("Regress")
     def regress(self, model, version, label, signature_name, request_input, deadline=None):
         with self.manager.handle(model, version, label) as servable:
             name, result = self._run_examples(servable, signature_name, request_input, REGRESS_METHOD, deadline)
             return servable.version, name, result
 
+    @metrics.counted("MultiInference")
     def multi_inference(self, request, label=None, deadline=None):
         """MultiInferenceRequest -> MultiInferenceResponse (one model version, distinct signatures)."""
         tasks = list(request.tasks)
@@ -205,14 +226,16 @@ class ServingCore:
         return response
 
     # ------------------------------------------------------------------ warmup
-    def warmup(self, servable):
-        """Replays assets.extra/tf_serving_warmup_requests (PredictionLog records) on a new version."""
+    def warmup(self, servable, iterations=1):
+        """Replays assets.extra/tf_serving_warmup_requests (PredictionLog records), each `iterations` times
+        (--num_request_iterations_for_warmup), on a new version; returns the number of runs."""
         path = os.path.join(servable.path, WARMUP_FILE)
         if not os.path.exists(path):
             return 0
         count = 0
-        for record in tf.data.TFRecordDataset(path):
-            log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        records = [record.numpy() for record in tf.data.TFRecordDataset(path)]
+        for record in [r for r in records for _ in range(iterations)]:
+            log = prediction_log_pb2.PredictionLog.FromString(record)
             kind = log.WhichOneof("log_type")
             if kind == "predict_log":
                 request = log.predict_log.request

@@ -7,7 +7,10 @@ layer passes the code through unchanged and truncates long messages the way
 `grpc_status_util.cc` does.
 """
 
+import concurrent.futures
 import enum
+import re
+import time
 
 
 class Code(enum.IntEnum):
@@ -96,10 +99,82 @@ def from_exception(error):
         return error
     code = getattr(error, "error_code", None)  # tf.errors.OpError
     if code is not None:
-        return ServingError(code, getattr(error, "message", str(error)))
+        return ServingError(code, public_message(getattr(error, "message", str(error))))
+    if isinstance(error, RecursionError):
+        return ServingError(Code.INVALID_ARGUMENT, "Request is nested too deeply")
     if isinstance(error, (TypeError, ValueError)):
-        return ServingError(Code.INVALID_ARGUMENT, str(error))
-    return ServingError(Code.INTERNAL, f"{type(error).__name__}: {error}")
+        return ServingError(Code.INVALID_ARGUMENT, public_message(str(error)))
+    return ServingError(Code.INTERNAL, public_message(f"{type(error).__name__}: {error}"))
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/<>-])/(?:[^\s/'\"<>:]+/)+[^\s/'\"<>:,;)]*")
+
+
+def _without_frames(message):
+    """Drops the Python frames TensorFlow appends ("... defined at (most recent call last):" and
+    the indented lines after it) and Python tracebacks; the text around them stays."""
+    kept, skipping = [], False
+    for line in message.split("\n"):
+        if "(most recent call last):" in line:
+            head = line.split(" defined at ")[0] if " defined at " in line else ""
+            if head.strip():
+                kept.append(head)
+            skipping = True
+            continue
+        if skipping and (not line.strip() or line[:1].isspace()):
+            continue
+        skipping = False
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def public_message(message, known_paths=()):
+    """`message` fit for a client: no stack traces (TensorFlow appends the Python frames where an
+    op was defined), no absolute file-system paths (`known_paths` become `<model base path>`,
+    any other becomes `<path>`). The full text stays in the server log."""
+    message = _without_frames(message)
+    for path in sorted((str(p).rstrip("/") for p in known_paths if p), key=len, reverse=True):
+        message = message.replace(path, "<model base path>")
+    return _ABSOLUTE_PATH.sub("<path>", message)
+
+
+class Deadline:
+    """When a request stops being worth running: a monotonic time `at` and/or a `cancelled()`
+    check (the client has gone). Work is dropped before it starts once either is true."""
+
+    def __init__(self, at=None, cancelled=None):
+        self.at, self.cancelled = at, cancelled
+
+    @classmethod
+    def of(cls, value):
+        """None, a Deadline, or monotonic seconds -> None or a Deadline."""
+        if value is None or isinstance(value, Deadline):
+            return value
+        return cls(float(value))
+
+    def remaining(self):
+        return None if self.at is None else max(self.at - time.monotonic(), 0.0)
+
+    def expired(self):
+        return (self.cancelled is not None and bool(self.cancelled())) or (
+            self.at is not None and time.monotonic() >= self.at)
+
+    def check(self, message="Deadline exceeded before the model ran"):
+        if self.cancelled is not None and self.cancelled():
+            raise ServingError(Code.CANCELLED, "Request cancelled: the client is gone")
+        if self.at is not None and time.monotonic() >= self.at:
+            raise ServingError(Code.DEADLINE_EXCEEDED, message)
+
+    def wait(self, future, message):
+        """`future.result()`, giving up with DEADLINE_EXCEEDED / CANCELLED as soon as either happens."""
+        while True:
+            step = self.remaining()
+            if self.cancelled is not None:
+                step = 0.05 if step is None else min(step, 0.05)
+            try:
+                return future.result(step)
+            except concurrent.futures.TimeoutError:
+                self.check(message)
 
 
 def truncate_for_grpc(message):

@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import math
+import re
 
 import numpy as np
 from tensorflow.core.example import example_pb2, feature_pb2
@@ -64,16 +65,69 @@ def json_type(value):
     return {dict: "Object", list: "Array", str: "String"}.get(type(value), "Number")
 
 
+MAX_JSON_DEPTH = 100  # nesting of arrays/objects; tensors have rank <= 64 in numpy anyway
+_STRUCTURE = bytes(range(256)).translate(None, b'[]{}"\\')  # every byte but these is dropped
+_LONE_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_DEPTH_STEP = np.zeros(256, np.int8)
+_DEPTH_STEP[[ord("["), ord("{")]] = 1
+_DEPTH_STEP[[ord("]"), ord("}")]] = -1
+
+
+def json_depth(body):
+    """Deepest nesting of arrays/objects in JSON bytes, brackets inside strings not counted (fast, no parse)."""
+    skeleton = body.translate(None, _STRUCTURE).replace(b"\\\\", b"").replace(b'\\"', b"").replace(b"\\", b"")
+    outside = b"".join(skeleton.split(b'"')[::2])  # even pieces lie outside strings
+    if not outside:
+        return 0
+    return int(np.cumsum(_DEPTH_STEP[np.frombuffer(outside, np.uint8)], dtype=np.int64).max())
+
+
+def _find_lone_surrogate(value, where):
+    """JSON path of the first string or key holding a lone surrogate (from a \\uD8xx escape), else None."""
+    stack = [(value, where)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as error:
+                return f"{where} (character {error.start})"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                try:
+                    key.encode("utf-8")
+                except UnicodeEncodeError:
+                    return f"key {key.encode('utf-8', 'backslashreplace').decode()!r} in {where}"
+                stack.append((item, f"{where}.{key}"))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in reversed(list(enumerate(value))))
+    return None
+
+
 def parse_body(body):
-    """`body` (bytes) as a JSON object; ParseJson's errors."""
+    """`body` (bytes) as a JSON object; ParseJson's errors, plus: invalid UTF-8, lone surrogates
+    and nesting deeper than MAX_JSON_DEPTH are 400s that say where."""
     if not body:
         raise invalid_argument("JSON Parse error: The document is empty")
     try:
-        document = json.loads(body.decode("utf-8", errors="surrogateescape"))
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise invalid_argument(f"JSON Parse error: invalid UTF-8 at byte offset {error.start} "
+                               f"({error.reason})") from None
+    depth = json_depth(body)
+    if depth > MAX_JSON_DEPTH:
+        raise invalid_argument(f"JSON Parse error: nesting depth {depth} exceeds the limit of {MAX_JSON_DEPTH}")
+    try:
+        document = json.loads(text)
     except json.JSONDecodeError as error:
         raise invalid_argument(f"JSON Parse error: {error.msg} at offset: {error.pos}") from None
     except RecursionError:
         raise invalid_argument("JSON Parse error: document nested too deeply") from None
+    if _LONE_SURROGATE_ESCAPE.search(body):
+        where = _find_lone_surrogate(document, "$")
+        if where is not None:
+            raise invalid_argument(f"JSON Parse error: a \\u escape encodes a lone UTF-16 surrogate, "
+                                   f"which is not a character, at {where}")
     if not isinstance(document, dict):
         raise invalid_argument(f"JSON Value: {value_string(document)} Is not object")
     return document

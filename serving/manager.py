@@ -11,6 +11,7 @@ requests already running on it have finished. States are kept for
 GetModelStatus, finished ones included (END, with the load error if any).
 """
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
@@ -20,7 +21,7 @@ import time
 from tensorflow_serving.apis import get_model_status_pb2
 
 from serving import config as config_lib
-from serving.errors import Code, ServingError, from_exception, invalid_argument
+from serving.errors import Code, ServingError, from_exception, invalid_argument, public_message
 
 logger = logging.getLogger(__name__)
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -47,9 +48,16 @@ class _Model:
 
 class ServableManager:
     def __init__(self, load, max_num_load_retries=5, load_retry_interval_seconds=60.0,
-                 allow_version_labels_for_unavailable_models=False):
-        """`load(name, version, path)` returns a Servable (and may run warmup)."""
+                 allow_version_labels_for_unavailable_models=False, num_load_threads=0, num_unload_threads=0):
+        """`load(name, version, path)` returns a Servable (and may run warmup).
+
+        `num_load_threads` > 0 loads that many versions at once (0: one after
+        another); `num_unload_threads` bounds concurrent unloads (0: one at a time).
+        """
         self._load = load
+        self._load_pool = (concurrent.futures.ThreadPoolExecutor(num_load_threads, thread_name_prefix="load")
+                           if num_load_threads > 0 else None)
+        self._unload_slots = threading.BoundedSemaphore(max(num_unload_threads, 1))
         self._max_retries = max_num_load_retries
         self._retry_interval = load_retry_interval_seconds
         self._allow_unavailable_labels = allow_version_labels_for_unavailable_models
@@ -136,6 +144,7 @@ class ServableManager:
     def _poll(self):
         with self._lock:
             models = list(self._models.items())
+        loads = []
         for name, model in models:
             if model.config is None:
                 self._retire(name, model, keep=set())
@@ -152,8 +161,15 @@ class ServableManager:
             if not on_disk:
                 logger.warning("No versions of servable %s found under base path %s", name, model.config.base_path)
             wanted = config_lib.aspired_versions(model.config.model_version_policy, on_disk)
-            for version in sorted(wanted, reverse=True):
-                self._maybe_load(name, model, version, on_disk[version])
+            loads.append((name, model, wanted, [(version, on_disk[version]) for version in sorted(wanted, reverse=True)]))
+        jobs = [(name, model, version, path) for name, model, _, versions in loads for version, path in versions]
+        if self._load_pool is None:
+            for job in jobs:
+                self._maybe_load(*job)
+        else:
+            for future in [self._load_pool.submit(self._maybe_load, *job) for job in jobs]:
+                future.result()
+        for name, model, wanted, _ in loads:
             self._retire(name, model, keep=wanted)
 
     def _maybe_load(self, name, model, version, path):
@@ -175,8 +191,9 @@ class ServableManager:
             if failure.code == Code.OK:
                 failure = ServingError(Code.UNKNOWN, failure.message)
             logger.error("Loading servable: {name: %s version: %d} failed: %s", name, version, failure)
+            message = public_message(failure.message, [model.config.base_path, path])  # status answers show no paths
             with self._lock:
-                state.state, state.error_code, state.error_message = State.END, failure.code, failure.message
+                state.state, state.error_code, state.error_message = State.END, failure.code, message
             return
         with self._lock:
             state.servable, state.state = servable, State.AVAILABLE
@@ -202,7 +219,8 @@ class ServableManager:
     def _unload(self, name, state):
         logger.info("Unloading servable version {name: %s version: %d}", name, state.version)
         state.servable.wait_idle()  # requests already running on it finish first
-        state.servable.unload()
+        with self._unload_slots:
+            state.servable.unload()
         with self._lock:
             state.servable, state.state = None, State.END
         logger.info("Done unloading servable version {name: %s version: %d}", name, state.version)
@@ -271,3 +289,5 @@ class ServableManager:
                 self._retire(name, model, keep=set())
         for thread in self._threads:
             thread.join(timeout)
+        if self._load_pool is not None:
+            self._load_pool.shutdown(wait=False)

@@ -19,18 +19,20 @@ import time
 from serving import config as config_lib
 from serving.batching import BatchingOptions, BatchScheduler
 from serving.core import ServingCore
-from serving.errors import invalid_argument
+from serving.errors import Code, ServingError, invalid_argument
 from serving.grpc_server import create_server
 from serving.manager import ServableManager
 from serving.rest import RestApi, RestServer
-from serving.servable import Servable
+from serving.servable import configure_tensorflow, load_servable
 
 logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
 class ServerOptions:
-    port: int = 8500  # gRPC; 0 = pick a free port
+    port: int = 8500  # gRPC over TCP; 0 = pick a free port; None = none (the CLI's --port=0)
+    grpc_socket_path: str = ""  # also gRPC on this UNIX domain socket
+    grpc_channel_arguments: str = ""  # "key=value,key=value" for the gRPC server
     rest_api_port: int = None  # None = no REST server; 0 = pick a free port
     bind_address: str = "127.0.0.1"  # not a TF Serving flag; TF Serving listens on all interfaces
     model_name: str = "default"
@@ -44,6 +46,7 @@ class ServerOptions:
     batching_parameters: str = ""  # BatchingParameters text, instead of a file
     rest_api_timeout_in_ms: int = 30000
     rest_api_enable_cors_support: bool = False
+    rest_api_num_threads: int = 0  # REST worker threads; 0 = the REST server's default
     max_request_bytes: int = 64 * 2**20  # REST bodies and gRPC messages; 0 = no limit
     grpc_max_threads: int = 16
     max_num_load_retries: int = 5
@@ -52,6 +55,21 @@ class ServerOptions:
     enable_model_warmup: bool = True
     enable_signature_method_name_check: bool = False
     enable_serialization_as_tensor_content: bool = False
+    enable_per_model_batching_parameters: bool = False
+    num_load_threads: int = 0
+    num_unload_threads: int = 0
+    saved_model_tags: str = "serve"
+    num_request_iterations_for_warmup: int = 0
+    remove_unused_fields_from_bundle_metagraph: bool = True
+    tensorflow_session_parallelism: int = 0
+    tensorflow_intra_op_parallelism: int = 0
+    tensorflow_inter_op_parallelism: int = 0
+    tensorflow_session_config_file: str = ""
+    xla_cpu_compilation_enabled: bool = False
+    xla_gpu_compilation_enabled: bool = False
+    ssl_config_file: str = ""  # SSLConfig text proto: gRPC over TLS
+    enable_grpc_healthcheck_service: bool = False
+    monitoring_config_file: str = ""  # MonitoringConfig text proto: Prometheus metrics on the REST port
 
     def server_config(self):
         """The ModelServerConfig these options stand for."""
@@ -61,7 +79,11 @@ class ServerOptions:
         if self.model_config_file:
             if self.model_base_path:
                 logger.warning("--model_config_file is set: ignoring --model_name and --model_base_path")
-            return config_lib.load_model_server_config(self.model_config_file)
+            try:
+                return config_lib.load_model_server_config(self.model_config_file)
+            except UnicodeDecodeError as error:
+                raise invalid_argument(f"--model_config_file {self.model_config_file} is not UTF-8 text "
+                                       f"(byte {error.start}: {error.reason})") from None
         if not self.model_base_path:
             raise invalid_argument("Give --model_base_path (with --model_name) or --model_config_file")
         return config_lib.single_model_config(self.model_name, self.model_base_path)
@@ -87,14 +109,15 @@ class ModelServer:
         self.batcher = BatchScheduler(batching) if batching else None
         self.manager = ServableManager(
             self._load, self.options.max_num_load_retries, self.options.load_retry_interval_micros / 1e6,
-            self.options.allow_version_labels_for_unavailable_models)
-        self.core = ServingCore(self.manager, self.batcher, self.options.enable_signature_method_name_check)
+            self.options.allow_version_labels_for_unavailable_models, self.options.num_load_threads,
+            self.options.num_unload_threads)
+        self.core = ServingCore(self.manager, self.batcher, self.options.enable_signature_method_name_check,
+                                max_request_bytes=self.options.max_request_bytes)
+        # Where the REST front end serves serving.metrics.render(); None: not enabled (404).
+        self.prometheus_path = config_lib.load_monitoring_config(self.options.monitoring_config_file)
 
     def _load(self, name, version, path):
-        servable = Servable(name, version, path)
-        if self.options.enable_model_warmup:
-            self.core.warmup(servable)
-        return servable
+        return load_servable(name, version, path, self.options, self.core)
 
     def start(self):
         """Loads the configured models (waiting for the first load of each), then starts listening."""
@@ -106,15 +129,22 @@ class ModelServer:
 
     def _start(self):
         options = self.options
+        configure_tensorflow(options)  # before any model loads
         self.manager.reload_config(options.server_config())
         self.manager.start_polling(options.file_system_poll_wait_seconds)
         if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
             self.manager.start_config_polling(options.server_config, options.model_config_file_poll_wait_seconds)
-        self._grpc, self.grpc_port = create_server(
-            self.core, options.bind_address, options.port, options.max_request_bytes, options.grpc_max_threads,
-            options.enable_serialization_as_tensor_content)
-        self._grpc.start()
-        logger.info("Running gRPC ModelServer at %s:%d ...", options.bind_address, self.grpc_port)
+        try:
+            self._grpc, self.grpc_port = create_server(self.core, options)
+        except RuntimeError as error:  # grpc raises RuntimeError("Failed to bind ...") for a busy port
+            raise ServingError(Code.UNAVAILABLE, f"Cannot start the gRPC server on {options.bind_address}:"
+                                                 f"{options.port}: {error}") from None
+        if self._grpc is not None:
+            self._grpc.start()
+        if self.grpc_port is not None:
+            logger.info("Running gRPC ModelServer at %s:%d ...", options.bind_address, self.grpc_port)
+        if options.grpc_socket_path:
+            logger.info("Running gRPC ModelServer at UNIX socket %s ...", options.grpc_socket_path)
         if options.rest_api_port is not None:
             api = RestApi(self.core, options.rest_api_timeout_in_ms)
             self._rest = RestServer(api, options.bind_address, options.rest_api_port, options.max_request_bytes,
@@ -137,10 +167,12 @@ class ModelServer:
             self._rest.stop(grace_seconds)
         if grpc_done is not None:
             grpc_done.wait(max(grace_seconds - (time.monotonic() - start), 0))
-        if self.batcher is not None:
-            self.batcher.stop(timeout=5)
-        self.manager.stop(timeout=grace_seconds)
+        # The front ends have answered everyone they still could; what runs now (a run past its
+        # deadline, or for a client that has gone) answers nobody, so it is not waited for.
         self.core.stop()
+        if self.batcher is not None:
+            self.batcher.stop(timeout=5)  # queued tasks whose clients are gone are dropped, not run
+        self.manager.stop(timeout=min(1.0, max(grace_seconds - (time.monotonic() - start), 0)))
         logger.info("Server stopped")
 
     def __enter__(self):

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
-from serving.errors import invalid_argument
+from serving.errors import Code, ServingError, invalid_argument
 
 # DataType -> name of the typed field AsProtoField fills.
 _FIELDS = {
@@ -30,8 +30,33 @@ _FIELDS = {
 }
 
 
-def to_ndarray(proto, alias="?"):
-    """A request TensorProto as a numpy array (object array of bytes for strings)."""
+def declared_bytes(proto, alias="?"):
+    """Bytes the dense array of `proto` would take (elements x item size; 8 per string element),
+    from its shape alone: a short proto can declare a huge shape, which TensorFlow fills by
+    repeating the last value."""
+    elements = 1
+    for dim in proto.tensor_shape.dim:
+        if dim.size < 0:
+            raise invalid_argument(f"input '{alias}' declares a negative dimension {dim.size} in its tensor_shape")
+        elements *= dim.size
+    try:
+        itemsize = 8 if proto.dtype == types_pb2.DT_STRING else tf.as_dtype(proto.dtype).size
+    except TypeError:
+        raise invalid_argument(f"input '{alias}' has an unsupported dtype {proto.dtype}") from None
+    return elements * itemsize
+
+
+def to_ndarray(proto, alias="?", max_bytes=0):
+    """A request TensorProto as a numpy array (object array of bytes for strings).
+
+    With `max_bytes` (--max_request_bytes), a tensor whose declared shape needs more memory than
+    that is rejected (RESOURCE_EXHAUSTED) before anything is allocated."""
+    size = declared_bytes(proto, alias)
+    if max_bytes and size > max_bytes:
+        raise ServingError(Code.RESOURCE_EXHAUSTED, (
+            f"input '{alias}' declares shape {[d.size for d in proto.tensor_shape.dim]} of "
+            f"{types_pb2.DataType.Name(proto.dtype) if proto.dtype in types_pb2.DataType.values() else proto.dtype}"
+            f", {size} bytes, more than the limit of {max_bytes} bytes (--max_request_bytes)"))
     try:
         array = tf.make_ndarray(proto)
     except Exception as error:  # noqa: BLE001 - malformed protos raise many types

@@ -45,8 +45,16 @@ def test_parameters_parse_tf_serving_syntax_and_validate():
 class _RowWise:
     """A fake servable: y = 10 * x per row; records the batch sizes it ran."""
 
+    name = "fake"
+
     def __init__(self, delay=0.0):
-        self.calls, self.delay = [], delay
+        self.calls, self.delay, self.held = [], delay, 0
+
+    def acquire(self):  # the scheduler holds the version while a task is queued or running
+        self.held += 1
+
+    def release(self):
+        self.held -= 1
 
     def run(self, signature, inputs, output_names=None):
         self.calls.append(inputs["x"].copy())
@@ -82,6 +90,7 @@ def test_scheduler_merges_pads_with_first_row_and_splits_back():
     assert all(size in (2, 4, 8) for size in batch_sizes)  # always an allowed size
     assert len(servable.calls) < len(requests)  # requests were merged
     assert scheduler.stats["rows"] == 7 and scheduler.stats["padding"] == sum(batch_sizes) - 7
+    assert servable.held == 0  # every task released the version it held
 
 
 def test_scheduler_pads_with_copies_of_the_first_row():
