@@ -17,8 +17,10 @@ Kinds:
 A saved tokenizer is a folder: `tokenizer.json` (kind, options, special ids)
 plus `vocabulary.txt` (wordpiece) or `sentencepiece.model` (sentencepiece).
 All three export inside a SavedModel (call the tokenizer once before tracking
-it); keras-hub's BytePairTokenizer is deliberately not offered, see
-/work/shared/reference/export-notes.md.
+it). keras-hub's BytePairTokenizer is deliberately not offered: it keeps a
+`MutableHashTable` cache that SavedModel export reports as an "untracked
+resource" (keras-team/keras-hub#2015), so its text signatures would not
+export; WordPiece and SentencePiece export cleanly.
 """
 
 import io
