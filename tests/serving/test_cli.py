@@ -38,10 +38,12 @@ def test_flags_use_tensorflow_model_server_names(capsys):
 
 def test_startup_errors_exit_1_with_a_message(tmp_path, capsys):
     (tmp_path / "bad.config").write_text("model_config_list { config { name: 'a' } }")
-    assert main([f"--model_config_file={tmp_path / 'bad.config'}", "--port=0"]) == 1
+    assert main([f"--model_config_file={tmp_path / 'bad.config'}", "--port=8500"]) == 1
     assert "Model a has no base_path" in capsys.readouterr().err
-    assert main(["--port=0"]) == 1
+    assert main(["--port=8500"]) == 1
     assert "--model_base_path" in capsys.readouterr().err
+    assert main(["--port=0"]) == 1  # TF Serving: --port=0 turns gRPC over TCP off, and then a socket is needed
+    assert "At least one of --port or --grpc_socket_path" in capsys.readouterr().err
 
 
 def _free_port():
@@ -60,7 +62,7 @@ def test_sigterm_finishes_in_flight_requests(built, tmp_path):
     rest_port = _free_port()
     env = dict(os.environ, PYTHONPATH=repo_root(), TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--port=0", f"--rest_api_port={rest_port}",
+        [sys.executable, "-m", "serving", f"--port={_free_port()}", f"--rest_api_port={rest_port}",
          f"--model_config_file={tmp_path / 'models.config'}", "--file_system_poll_wait_seconds=0"],
         cwd=repo_root(), env=env, stderr=subprocess.PIPE, text=True)
     lines, ready = [], threading.Event()
