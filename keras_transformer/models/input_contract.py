@@ -24,9 +24,9 @@ def check_keys(inputs, keys, owner, exact=False):
     missing = [key for key in keys if key not in inputs]
     unexpected = sorted(set(inputs) - set(keys)) if exact else []
     if missing or unexpected:
+        problems = ([f"lack {missing}"] if missing else []) + ([f"unexpected {unexpected}"] if unexpected else [])
         raise ValueError(
-            f"{owner} inputs lack {missing}, unexpected {unexpected}; expected keys "
-            f"{list(keys)}, received keys {sorted(inputs)}"
+            f"{owner} inputs {', '.join(problems)}; expected keys {list(keys)}, received keys {sorted(inputs)}"
         )
 
 

@@ -241,7 +241,7 @@ def test_bad_inputs_raise_clear_errors():
     missing = {k: v for k, v in data.items() if k != "encoder_padding_mask"}
     with pytest.raises(ValueError, match=r"lack \['encoder_padding_mask'\]"):
         lm(missing)
-    with pytest.raises(ValueError, match=r"unexpected \['token_ids'\]"):
+    with pytest.raises(ValueError, match=r"inputs unexpected \['token_ids'\]"):
         lm.backbone({**data, "token_ids": data["decoder_token_ids"]})
     with pytest.raises(ValueError, match="takes a dict"):
         lm.backbone(data["encoder_token_ids"])
