@@ -1,11 +1,13 @@
 """Checks a request's tensors against the signature before the model sees them.
 
-Names (TensorFlow Serving's "input size does not match signature" message),
-dtypes (no silent casts: a client that works here must work against
-`tensorflow_model_server`, which does not cast either), shapes (rank and every
-fixed dimension of the signature's TensorInfo) and, when the SavedModel
-declares a vocabulary (`servable.VOCABULARY_FILE`), token ids in range.
-Every failure is INVALID_ARGUMENT naming the signature, the input and the problem.
+What TF Serving checks (`predict_util.cc`) and nothing more: input names
+(its "input size does not match signature" message) and dtypes (no silent
+casts: TF Serving's Session::Run rejects a wrong dtype too, and a TF1 feed
+would otherwise cast). Shapes are not compared with the signature's declared
+shape: a tensor of another shape goes to the model, and the model's own error
+comes back as INVALID_ARGUMENT, as from TF Serving (half_plus_two, declared
+[-1, 1], answers {"instances": [2.0, 3.0, 4.0]}). Token-id ranges are checked
+by the exported graphs themselves.
 """
 
 import numpy as np
@@ -57,7 +59,7 @@ def check_input_names(signature_def, names):
 
 
 def check_tensor(signature_name, alias, info, array):
-    """dtype and shape of one input against its TensorInfo."""
+    """dtype of one input against its TensorInfo (the shape is the model's business)."""
     expected = tf.as_dtype(info.dtype)
     if expected == tf.string:
         ok = array.dtype == object or array.dtype.kind == "S"
@@ -68,26 +70,6 @@ def check_tensor(signature_name, alias, info, array):
         raise invalid_argument(
             f"input '{alias}' of signature '{signature_name}' has dtype {got}, "
             f"expected {dtype_name(info.dtype)}")
-    shape = signature_shape(info)
-    if shape is None:
-        return
-    if len(shape) != array.ndim or any(d >= 0 and d != a for d, a in zip(shape, array.shape)):
-        raise invalid_argument(
-            f"input '{alias}' of signature '{signature_name}' has shape {shape_string(array.shape)}, "
-            f"expected {shape_string(shape)} (-1 = any size)")
-
-
-def check_token_ids(signature_name, alias, array, vocabulary_size):
-    """All ids in [0, vocabulary_size), else the first offender and its position."""
-    if array.size == 0:
-        return
-    bad = (array < 0) | (array >= vocabulary_size)
-    if bad.any():
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise invalid_argument(
-            f"input '{alias}' of signature '{signature_name}' has token id {int(array[index])} at index "
-            f"{list(index)}, outside the vocabulary [0, {vocabulary_size}); "
-            f"{int(bad.sum())} of {array.size} ids are out of range")
 
 
 def validate_inputs(servable, signature_name, inputs):
@@ -96,6 +78,3 @@ def validate_inputs(servable, signature_name, inputs):
     check_input_names(signature_def, inputs)
     for alias, array in inputs.items():
         check_tensor(signature_name, alias, signature_def.inputs[alias], array)
-        size = servable.vocabulary.get((signature_name, alias))
-        if size is not None:
-            check_token_ids(signature_name, alias, array, size)
