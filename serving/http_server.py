@@ -393,6 +393,9 @@ class _Connection:
         if len(event.headers) > limits.max_headers:
             raise HttpError(431, f"Request has {len(event.headers)} headers; at most {limits.max_headers} are allowed",
                             close=True)
+        size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+        if size > limits.max_header_bytes:  # h11 checks only heads that arrive in pieces
+            raise HttpError(431, f"Request header block is larger than {limits.max_header_bytes} bytes", close=True)
         if event.http_version not in (b"1.0", b"1.1"):
             raise HttpError(505, f"HTTP version {event.http_version.decode('latin-1')} is not supported", close=True)
         if method not in KNOWN_METHODS:
