@@ -63,7 +63,10 @@ def drive(clients, duration, make_call):
 
     def worker():
         call = make_call()
-        call()  # warm the connection
+        try:
+            call()  # warm the connection
+        except Exception as error:  # noqa: BLE001 - a refused connection is an error, not a hang
+            errors.append(repr(error))
         barrier.wait()
         mine = []
         while not stop.is_set():
@@ -96,17 +99,17 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def start_server(base, batching, workdir):
+def start_server(base, batching, workdir, root=ROOT):
     rest_port = free_port()
-    command = [sys.executable, "-m", "serving", "--port=0", f"--rest_api_port={rest_port}", "--model_name=bench",
+    command = [sys.executable, "-m", "serving", f"--port={free_port()}", f"--rest_api_port={rest_port}", "--model_name=bench",
                f"--model_base_path={base}", "--file_system_poll_wait_seconds=0", "--grpc_max_threads=32"]
     if batching:
         path = os.path.join(workdir, "batching.txt")
         with open(path, "w") as handle:
             handle.write(BATCHING % (os.cpu_count() or 1))
         command += ["--enable_batching", f"--batching_parameters_file={path}"]
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    env = dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen(command, cwd=root, env=env, stderr=subprocess.PIPE, text=True)
     log = []
     for line in process.stderr:
         log.append(line)
@@ -163,6 +166,9 @@ def main(argv=None):
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--protocols", nargs="+", default=["rest", "grpc"], choices=["rest", "grpc"])
     parser.add_argument("--output", default="runs/benchmarks/serving.json")
+    parser.add_argument("--batching", nargs="+", default=["off", "on"], choices=["off", "on"])
+    parser.add_argument("--baseline_root", default="",
+                        help="also serve from this checkout (e.g. `git archive OLD serving | tar -x -C DIR`), same run")
     args = parser.parse_args(argv)
     ids = np.random.RandomState(1).randint(0, VOCABULARY, (1, LENGTH)).astype(np.int32)
     rows, load_before = [], os.getloadavg()[0]
@@ -174,14 +180,15 @@ def main(argv=None):
         for clients in args.clients:
             rows.append({"setup": "in-process SavedModel", "clients": clients, **drive(clients, args.duration, direct)})
             print(f"  in-process, {clients} clients: {rows[-1]['throughput_rps']:.0f} req/s", flush=True)
-        for batching in (False, True):
-            process, rest_port, grpc_port = start_server(os.path.join(workdir, "bench"), batching, workdir)
+        roots = [("", ROOT)] + ([("baseline ", os.path.abspath(args.baseline_root))] if args.baseline_root else [])
+        for (tag, root), batching in [(r, b == "on") for r in roots for b in args.batching]:
+            process, rest_port, grpc_port = start_server(os.path.join(workdir, "bench"), batching, workdir, root)
             try:
                 for protocol in args.protocols:
                     make = rest_caller(rest_port, ids) if protocol == "rest" else grpc_caller(grpc_port, ids)
                     for clients in args.clients:
                         result = drive(clients, args.duration, make)
-                        setup = f"{protocol}, batching {'on' if batching else 'off'}"
+                        setup = f"{tag}{protocol}, batching {'on' if batching else 'off'}"
                         rows.append({"setup": setup, "clients": clients, **result})
                         print(f"  {setup}, {clients} clients: {result['throughput_rps']:.0f} req/s", flush=True)
             finally:
@@ -193,10 +200,10 @@ def main(argv=None):
     print(f"\nmodel: token_ids [1, {LENGTH}] -> logits [1, {VOCABULARY}]; {args.duration:.0f} s per row; "
           f"{os.cpu_count()} CPUs (1-min load average {load[0]:.1f} before, {load[1]:.1f} after: clients, server "
           "and anything else running share them)")
-    print(f"{'setup':<24} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'overhead p50':>13} {'errors':>6}")
+    print(f"{'setup':<33} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'overhead p50':>13} {'errors':>6}")
     for row in rows:
         row["overhead_p50_ms"] = row["p50_ms"] - baseline[row["clients"]]["p50_ms"]
-        print(f"{row['setup']:<24} {row['clients']:>7} {row['throughput_rps']:>8.0f} {row['p50_ms']:>8.2f} "
+        print(f"{row['setup']:<33} {row['clients']:>7} {row['throughput_rps']:>8.0f} {row['p50_ms']:>8.2f} "
               f"{row['p99_ms']:>8.2f} {row['overhead_p50_ms']:>12.2f} {row['errors']:>6}")
     os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
     with open(args.output, "w") as handle:

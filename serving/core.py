@@ -72,8 +72,7 @@ class ServingCore:
 
         def work():
             try:
-                if deadline.expired():
-                    return None  # nobody waits for this answer any more: never run it
+                deadline.check("Deadline exceeded before the model ran")  # nobody waits any more: never run it
                 return servable.run(signature, inputs, output_names)
             finally:
                 servable.release()

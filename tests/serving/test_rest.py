@@ -233,3 +233,35 @@ def test_http_framing_chunked_and_malformed(server):
         400, {"error": "Malformed Content-Length header: 'abc'"})
     status, reply = _raw(server.rest_port, head + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n")
     assert status == 400 and "Malformed chunk size" in reply["error"]
+
+
+def test_deadline_ends_the_work_and_shutdown_does_not_wait_for_it(built, tmp_path):
+    import threading
+    import time
+
+    from serving import ModelServer, ServerOptions
+
+    models.install(built["lm1"], str(tmp_path / "lm"), 1)
+    options = ServerOptions(model_name="lm", model_base_path=str(tmp_path / "lm"), port=0, rest_api_port=0,
+                            file_system_poll_wait_seconds=0, rest_api_timeout_in_ms=300)
+    server = ModelServer(options).start()
+    servable = server.manager._models["lm"].versions[1].servable
+    answers = []
+
+    def slow():
+        status, _, body = request(server.rest_port, "POST", "/v1/models/lm:predict",
+                                  {"signature_name": "slow", "inputs": [2.0]})
+        answers.append(status if status == 504 else body)
+
+    threads = [threading.Thread(target=slow) for _ in range(80)]  # more than the 64 run threads
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert answers == [504] * 80
+    # Runs still queued at their deadline were dropped and released the version at once;
+    # only the ones that had started are still running, and shutdown does not wait for them.
+    assert servable.in_flight < 80
+    started = time.monotonic()
+    server.stop(grace_seconds=10)
+    assert time.monotonic() - started < 4.0
