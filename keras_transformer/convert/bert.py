@@ -148,8 +148,12 @@ def _layer_norm(weights, layer, name):
     weights.assign(layer.beta, f"{name}.bias")
 
 
-def _attention(weights, attention, name, hidden_dim):
-    """HF BertAttention -> our MultiHeadAttention (head-split einsum kernels)."""
+def _attention(weights, attention, name, hidden_dim, projections="self"):
+    """HF BertAttention -> our MultiHeadAttention (head-split einsum kernels).
+
+    `projections` names the module holding query/key/value under `name`
+    ("self" in BERT, "attention" in ViT, whose layout is otherwise BERT's).
+    """
     heads, head_dim = attention.num_heads, attention.key_dim
     width = heads * head_dim
 
@@ -163,7 +167,7 @@ def _attention(weights, attention, name, hidden_dim):
         return w.T.reshape(heads, head_dim, hidden_dim)
 
     for ours, theirs in (("query_dense", "query"), ("key_dense", "key"), ("value_dense", "value")):
-        dense, tensor = getattr(attention, ours), f"{name}.self.{theirs}"
+        dense, tensor = getattr(attention, ours), f"{name}.{projections}.{theirs}"
         kernel, bias = f"{tensor}.weight", f"{tensor}.bias"
         weights.assign(dense.kernel, kernel, _checked(weights, kernel, (width, hidden_dim), to_heads))
         weights.assign(dense.bias, bias, _checked(weights, bias, (width,), bias_to_heads))

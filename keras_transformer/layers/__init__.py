@@ -12,6 +12,7 @@ from keras_transformer.layers.feed_forward import FeedForward
 from keras_transformer.layers.reversible_embedding import ReversibleEmbedding
 from keras_transformer.layers.rms_norm import RMSNorm
 from keras_transformer.layers.token_and_position_embedding import TokenAndPositionEmbedding
+from keras_transformer.layers.patch_embedding import PatchEmbedding
 # --- blocks ---
 from keras_transformer.layers.transformer_decoder_block import TransformerDecoderBlock
 from keras_transformer.layers.transformer_encoder_block import TransformerEncoderBlock

@@ -18,3 +18,5 @@ from keras_transformer.models.bert import (  # noqa: F401
 from keras_transformer.models.gpt import GPTBackbone, GPTCausalLM, GPTConfig  # noqa: F401
 # --- t5 ---
 from keras_transformer.models.t5 import T5Backbone, T5Config, T5Seq2SeqLM
+# --- vit ---
+from keras_transformer.models.vit import ViTBackbone, ViTConfig, ViTImageClassifier  # noqa: F401
