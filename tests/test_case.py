@@ -31,6 +31,23 @@ def to_numpy(x):
     return keras.tree.map_structure(lambda t: ops.convert_to_numpy(t), x)
 
 
+def compiled(fn):
+    """`fn` compiled as the backend compiles a loop: XLA on TensorFlow, `jax.jit` on JAX.
+
+    PyTorch runs it eagerly, as `generate` does there (no compilation step to check).
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, jit_compile=True)
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn)
+    return fn
+
+
 def assert_allclose(actual, expected, atol=1e-5, rtol=1e-5, msg=""):
     # Flattened: `predict` returns lists where a call returns tuples.
     actual, expected = keras.tree.flatten(to_numpy(actual)), keras.tree.flatten(to_numpy(expected))

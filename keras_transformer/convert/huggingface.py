@@ -15,6 +15,7 @@ CONVERTERS = {
     "bert": "keras_transformer.convert.bert",
     "gpt2": "keras_transformer.convert.gpt2",
     "t5": "keras_transformer.convert.t5",
+    "vit": "keras_transformer.convert.vit",
 }
 
 
@@ -83,7 +84,8 @@ def from_huggingface(path):
 
     BERT: `BertForMaskedLM` -> `BertMaskedLM` (encoder outputs reachable through
     `.backbone`), `BertForPreTraining` -> the same with the next-sentence head,
-    `BertModel` -> `BertBackbone`; GPT-2 -> `GPTCausalLM`; T5 -> `T5Seq2SeqLM`.
+    `BertModel` -> `BertBackbone`; GPT-2 -> `GPTCausalLM`; T5 -> `T5Seq2SeqLM`; ViT: `ViTModel` -> `ViTBackbone`,
+    `ViTForImageClassification` -> `ViTImageClassifier`.
     Missing, unexpected or mis-shaped tensors raise.
     """
     config, tensors = read_checkpoint(path)
@@ -93,4 +95,9 @@ def from_huggingface(path):
             f"{path!r}: unsupported model_type {model_type!r}; supported: {sorted(CONVERTERS)}"
         )
     module = importlib.import_module(CONVERTERS[model_type])
-    return module.convert(config, WeightReader(tensors, source=path))
+    model = module.convert(config, WeightReader(tensors, source=path))
+    if hasattr(model, "generation_adapter"):  # generation_config.json (and config.json's keys) as defaults
+        from keras_transformer.generation.config import from_huggingface as generation_settings
+
+        model.generation_config = generation_settings(path, config)
+    return model

@@ -1,19 +1,11 @@
-"""Cached, compiled decoding loops for causal (GPT) and sequence-to-sequence (T5) models.
+"""`generate()` and `stream_generate()`: Python entry points of the decoding core.
 
-The loop is keras-hub's sampler `while_loop`: a fixed-size token buffer whose
-prompt positions are kept and whose other positions are filled one step at a
-time. Each step feeds one token through the model's `call_with_cache`, so a new
-token costs one cached step (O(length) attention), not a full forward pass.
-Everything traced is `keras.ops`, so the same step runs eagerly, under XLA
-(`tf.function(jit_compile=True)` / `jax.jit`) and in an exported graph.
-
-Model contract (duck-typed, no import of the model classes):
-  causal LM: `initial_cache(batch, max_length)`,
-      `call_with_cache(token_ids, cache, index) -> (logits, cache)`,
-      `backbone.model_config.max_sequence_length`, `.vocabulary_size`;
-  seq2seq LM: additionally `encode(ids, mask)`,
-      `compute_cross_attention_cache(encoder_output)`, and
-      `call_with_cache(ids, cache, index, cross_attention_cache=..., encoder_padding_mask=...)`.
+They check the prompts, left-align them (per-row position offsets make a
+prompt decode the same whatever its padding), resolve the settings
+(`keras_transformer.generation.config`), build the logits processor and the
+token chooser, and run `keras_transformer.generation.decoding` compiled
+(a `tf.function`, XLA on request, or `jax.jit`). Compiled functions are kept
+on the model, keyed by every Python-level setting.
 """
 
 import itertools
@@ -23,87 +15,261 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_transformer.generation import config as generation_config
+from keras_transformer.generation import decoding
+from keras_transformer.generation.choosers import SamplerChooser
+from keras_transformer.generation.processors import processor_for
 from keras_transformer.generation.samplers import get_sampler
 
 
-def generate(
-    model,
-    inputs,
-    max_new_tokens,
-    sampler="greedy",
-    stop_token_ids=None,
-    use_cache=True,
-    jit_compile="auto",
-    run_eagerly=False,
-    decoder_start_token_id=0,
-    **sampler_kwargs,
-):
+def generate(model, inputs, max_new_tokens=None, sampler=None, stop_token_ids=None, use_cache=True,
+             jit_compile="auto", run_eagerly=False, return_log_probs=False, tokenizer=None, task=None,
+             seed=None, **settings):
     """Generates token ids from a causal LM or a seq2seq LM.
 
     Args:
-        model: a GPT-style causal LM or a T5-style seq2seq LM (see module doc).
-        inputs: the model's own input dict. Causal: `token_ids` (batch, length)
-            and optional `padding_mask` (right padding: each row's prompt is
-            its real tokens). Seq2seq: `encoder_token_ids` and optional
-            `encoder_padding_mask`.
-        max_new_tokens: tokens to add to every row, > 0.
-        sampler: "greedy", "random", "top_k", "top_p", "beam", or a
-            keras-hub sampler; `sampler_kwargs` (temperature, top_k, top_p,
-            num_beams, seed) configure a named one.
-        stop_token_ids: ids that end a row (kept as its last token).
-        use_cache: False recomputes the whole sequence every step (slow; for
-            checking and benchmarks).
-        jit_compile: on TensorFlow, compile the traced loop with XLA; "auto"
-            (the default, as Keras decides for `fit`) uses XLA when a GPU is
-            present and a plain `tf.function` graph on CPU, where TensorFlow's
-            own kernels are faster. JAX always runs the loop under `jax.jit`.
-        run_eagerly: run the loop op by op, uncompiled (for debugging).
-        decoder_start_token_id: first decoder token of a seq2seq model.
+        model: a task model with `generation_adapter()` (GPTCausalLM, T5Seq2SeqLM).
+        inputs: causal: `token_ids` (batch, length) and optional
+            `padding_mask`, right- OR left-padded. Seq2seq:
+            `encoder_token_ids` and optional `encoder_padding_mask`.
+        max_new_tokens: tokens to add to every row, > 0 (default: from
+            `max_length`, as transformers does).
+        sampler: "greedy", "random", "top_k", "top_p", "beam", or a keras-hub
+            sampler (overrides `do_sample` / `num_beams`).
+        stop_token_ids: ids that end a row (kept as its last token); default
+            the model's `eos_token_id` setting.
+        use_cache: False recomputes the whole sequence every step.
+        jit_compile: TensorFlow: XLA on, off, or "auto" (on when a GPU is
+            present). JAX always runs under `jax.jit`.
+        run_eagerly: op by op, uncompiled (debugging).
+        return_log_probs: add `log_probs` (batch, new): each new token's
+            log-probability (beam search: `sequence_scores` instead).
+        tokenizer: needed for `stop_strings` (anything with `detokenize`).
+        task: a key of the model's `task_specific_params` (T5: "summarization", ...).
+        seed: seeds the random samplers.
+        **settings: Hugging Face `GenerationConfig` names: do_sample,
+            temperature, top_k, top_p, num_beams, length_penalty,
+            early_stopping, num_return_sequences, repetition_penalty,
+            no_repeat_ngram_size, min_new_tokens, min_length, bad_words_ids,
+            suppress_tokens, forced_bos_token_id, forced_eos_token_id,
+            max_length, decoder_start_token_id, stop_strings.
 
     Returns:
-        dict with `token_ids` (batch, length) int32 — causal: prompt then
-        continuation; seq2seq: the start token then the output — and
-        `padding_mask` (batch, length) bool, True up to each row's last token
-        (its stop token included, or `max_new_tokens` new tokens).
+        dict with `token_ids` (batch * num_return_sequences, length) int32 —
+        causal: prompt then continuation, in the prompt's padding layout;
+        seq2seq: the start token then the output — and `padding_mask`
+        (same shape) bool, True at the prompt and the new tokens (a stop
+        token included).
     """
-    if not isinstance(max_new_tokens, (int, np.integer)) or isinstance(max_new_tokens, bool) or max_new_tokens <= 0:
-        raise ValueError(f"max_new_tokens must be a positive integer; received max_new_tokens={max_new_tokens!r}")
-    stop_token_ids = tuple(int(i) for i in stop_token_ids) if stop_token_ids is not None else None
-    sampler = get_sampler(sampler, **sampler_kwargs)
-    config = model.backbone.model_config
-    if hasattr(model, "encode"):
-        ids, mask, lengths = _prompt(inputs, "encoder_token_ids", "encoder_padding_mask", config)
-        batch = ids.shape[0]
-        decoder = np.zeros((batch, max_new_tokens + 1), "int32")
-        decoder[:, 0] = decoder_start_token_id
-        arrays = (ids, mask, decoder)
-        starts = np.ones(batch, "int64")
-        kind = "seq2seq"
-    else:
-        ids, mask, lengths = _prompt(inputs, "token_ids", "padding_mask", config)
-        total = int(lengths.max()) + max_new_tokens
-        limit = config.max_sequence_length
-        if total > limit:
-            raise ValueError(
-                f"the longest prompt ({int(lengths.max())} tokens) plus max_new_tokens="
-                f"{max_new_tokens} is {total} tokens, more than the model's context "
-                f"max_sequence_length={limit}"
-            )
-        buffer = np.zeros((ids.shape[0], total), "int32")
-        buffer[:, : ids.shape[1]] = ids * mask
-        prompt_mask = np.zeros_like(buffer)
-        prompt_mask[:, : ids.shape[1]] = mask
-        arrays = (buffer, prompt_mask)
-        starts = lengths
-        kind = "causal"
-    step, sampler = _compiled(model, kind, sampler, stop_token_ids, use_cache, jit_compile, run_eagerly)
-    _reset_seed(sampler)
-    token_ids = ops.convert_to_numpy(step(*[ops.convert_to_tensor(a) for a in arrays]))
-    return {"token_ids": token_ids.astype("int32"), "padding_mask": _output_mask(token_ids, starts, max_new_tokens, stop_token_ids)}
+    run = _Run(model, inputs, max_new_tokens, sampler, stop_token_ids, use_cache, jit_compile, run_eagerly,
+               task, seed, settings)
+    if run.settings["stop_strings"]:
+        for _ in run.stream(tokenizer, chunk=4):
+            pass
+        return run.outputs(run.last_state, return_log_probs)
+    if run.beams > 1:
+        tokens, mask, scores = run.compiled("beam")(*run.arrays())
+        outputs = run.assemble(tokens, mask)
+        if return_log_probs:
+            outputs["sequence_scores"] = ops.convert_to_numpy(scores)
+        return outputs
+    state = run.compiled("decode")(*run.arrays())
+    return run.outputs(state, return_log_probs)
+
+
+def stream_generate(model, inputs, max_new_tokens=None, chunk=1, tokenizer=None, **kwargs):
+    """Yields the new tokens as they are made: dicts `token_ids` (batch, n) and `padding_mask` (batch, n).
+
+    Each item holds the next `chunk` positions (False where a row had already
+    ended). Same arguments as `generate` (beam search excluded); the tokens
+    equal `generate`'s.
+    """
+    keys = ("sampler", "stop_token_ids", "use_cache", "jit_compile", "run_eagerly", "task", "seed")
+    options = {key: kwargs.pop(key, None) for key in keys}
+    options["use_cache"] = True if options["use_cache"] is None else options["use_cache"]
+    options["jit_compile"] = options["jit_compile"] or "auto"
+    run = _Run(model, inputs, max_new_tokens, options["sampler"], options["stop_token_ids"], options["use_cache"],
+               options["jit_compile"], bool(options["run_eagerly"]), options["task"], options["seed"], kwargs)
+    if run.beams > 1:
+        raise ValueError("stream_generate does not support beam search (num_beams > 1)")
+    yield from run.stream(tokenizer, chunk)
+
+
+class _Run:
+    """One generate call: checked arrays, resolved settings, processor, chooser."""
+
+    def __init__(self, model, inputs, max_new_tokens, sampler, stop_token_ids, use_cache, jit_compile,
+                 run_eagerly, task, seed, settings):
+        if not hasattr(model, "generation_adapter"):
+            raise ValueError(f"{type(model).__name__} cannot generate (it has no generation_adapter)")
+        self.model = model
+        self.seq2seq = hasattr(model, "encode")
+        config = model.backbone.model_config
+        if sampler is not None and not isinstance(sampler, str) and type(sampler).__name__ == "BeamSampler":
+            settings.setdefault("num_beams", sampler.num_beams)
+            sampler = "beam"
+        if sampler == "beam":
+            settings.setdefault("num_beams", 4)
+        sampler_names = {key: settings.pop(key) for key in ("temperature", "top_k", "top_p")
+                         if key in settings and sampler not in (None, "beam")}
+        self.settings = s = generation_config.resolve(getattr(model, "generation_config", None), task=task,
+                                                      max_new_tokens=max_new_tokens, **settings)
+        if sampler is None or sampler == "beam":
+            self.beams = s["num_beams"] if sampler is None or sampler == "beam" else 1
+        else:
+            self.beams = 1
+        if sampler == "beam" and self.beams == 1:
+            sampler = "greedy"
+        self.stop_ids = (tuple(int(i) for i in stop_token_ids) if stop_token_ids is not None
+                         else s["eos_token_id"])
+        if self.seq2seq:
+            ids, mask, _ = _prompt(inputs, "encoder_token_ids", "encoder_padding_mask", config)
+            self.encoder = (ids, mask)
+            start = s["decoder_start_token_id"]
+            start = 0 if start is None else int(start)
+            self.prompt = np.full((ids.shape[0], 1), start, "int32")
+            self.prompt_mask = np.ones_like(self.prompt)
+            self.left = True
+            new = s["max_new_tokens"] or max(s["max_length"] - 1, 1)
+        else:
+            ids, mask, left = _prompt(inputs, "token_ids", "padding_mask", config)
+            self.left = left
+            self.encoder = None
+            prompt, prompt_mask = decoding.left_align(ids, mask)
+            self.prompt = ops.convert_to_numpy(prompt).astype("int32")
+            self.prompt_mask = ops.convert_to_numpy(prompt_mask).astype("int32")
+            new = s["max_new_tokens"] or max(s["max_length"] - ids.shape[1], 1)
+            total = ids.shape[1] + new
+            if total > config.max_sequence_length:
+                raise ValueError(
+                    f"the longest prompt ({ids.shape[1]} positions) plus max_new_tokens={new} is "
+                    f"{total} tokens, more than the model's context max_sequence_length={config.max_sequence_length}")
+        self.max_new_tokens = int(new)
+        self.processor = processor_for(s, config.vocabulary_size, self.stop_ids, self.seq2seq)
+        if sampler is None:
+            sampler = "greedy"
+            if s["do_sample"]:
+                sampler = "top_p" if s["top_p"] < 1.0 else ("top_k" if s["top_k"] else "random")
+                sampler_names = {"temperature": s["temperature"], "top_p": s["top_p"],
+                                 "top_k": s["top_k"] or None}
+        if isinstance(sampler, str) and sampler != "greedy":
+            sampler_names["seed"] = seed
+        self.sampler = get_sampler(sampler, **sampler_names)
+        self.chooser = SamplerChooser(self.sampler)
+        self.use_cache, self.jit_compile, self.run_eagerly = use_cache, jit_compile, run_eagerly
+        self.key = (json.dumps({k: v for k, v in s.items() if k != "stop_strings"}, sort_keys=True, default=str),
+                    json.dumps(self.sampler.get_config(), sort_keys=True, default=str), self.stop_ids,
+                    use_cache, jit_compile, run_eagerly, keras.config.dtype_policy().name)
+        # A later call with equal settings reuses the compiled functions and their sampler.
+        samplers = model.__dict__.setdefault("_keras_transformer_generate_samplers", {})
+        self.sampler = samplers.setdefault(self.key, self.sampler)
+        self.chooser = SamplerChooser(self.sampler)
+        _reset_seed(self.sampler)
+
+    def arrays(self):
+        batch = self.prompt.shape[0]
+        max_new = np.full((batch,), self.max_new_tokens, "int32")
+        encoder = tuple(ops.convert_to_tensor(a) for a in self.encoder) if self.encoder else ()
+        return (encoder, ops.convert_to_tensor(self.prompt), ops.convert_to_tensor(self.prompt_mask),
+                ops.convert_to_tensor(max_new))
+
+    def compiled(self, kind, steps=None):
+        functions = self.model.__dict__.setdefault("_keras_transformer_generate_functions", {})
+        key = (kind, steps, self.max_new_tokens) + self.key
+        if key not in functions:
+            adapter = self.model.generation_adapter(self.use_cache)
+            processor, chooser, s = self.processor, self.chooser, self.settings
+            new = self.max_new_tokens
+            # JAX traces under `jit` with static shapes: size the buffer from the Python value.
+            static_new = new if keras.backend.backend() == "jax" else None
+
+            if kind == "decode":
+                def function(encoder, prompt, mask, max_new):
+                    state = decoding.start(adapter, encoder or None, prompt, mask, max_new, static_new)
+                    return decoding.advance(adapter, processor, chooser, state)
+            elif kind == "beam":
+                def function(encoder, prompt, mask, max_new):
+                    return decoding.beam_search(adapter, processor, encoder or None, prompt, mask, new, self.beams,
+                                                s["length_penalty"], s["early_stopping"], s["num_return_sequences"])
+            elif kind == "start":
+                def function(encoder, prompt, mask, max_new):
+                    return decoding.start(adapter, encoder or None, prompt, mask, max_new, static_new)
+            else:
+                def function(state):
+                    return decoding.advance(adapter, processor, chooser, state, steps)
+            functions[key] = function if self.run_eagerly else _compile(function, self.model, chooser,
+                                                                          self.jit_compile)
+        return functions[key]
+
+    def stream(self, tokenizer, chunk):
+        if self.settings["stop_strings"] and tokenizer is None:
+            raise ValueError("stop_strings needs a `tokenizer` (with `detokenize`) to read the text")
+        if not isinstance(chunk, int) or chunk < 1:
+            raise ValueError(f"chunk must be a positive integer; received chunk={chunk!r}")
+        state = self.compiled("start")(*self.arrays())
+        step = self.compiled("advance", chunk)
+        prompt_length = self.prompt.shape[1]
+        position = prompt_length
+        total = prompt_length + self.max_new_tokens
+        while position < total:
+            state = step(state)
+            if self.settings["stop_strings"]:
+                state = self._apply_stop_strings(state, tokenizer, prompt_length)
+            end = min(position + chunk, total)
+            tokens = ops.convert_to_numpy(state["tokens"])[:, position:end]
+            valid = ops.convert_to_numpy(state["valid"])[:, position:end]
+            self.last_state = state
+            yield {"token_ids": np.where(valid, tokens, 0).astype("int32"), "padding_mask": valid}
+            position = end
+            if bool(np.all(ops.convert_to_numpy(state["done"]))):
+                break
+        self.last_state = state
+
+    def _apply_stop_strings(self, state, tokenizer, prompt_length):
+        """Ends rows whose new text contains a stop string, after the token that completed it."""
+        tokens = ops.convert_to_numpy(state["tokens"])
+        valid = ops.convert_to_numpy(state["valid"]).copy()
+        done = ops.convert_to_numpy(state["done"]).copy()
+        changed = False
+        for row in np.flatnonzero(~done):
+            new = tokens[row, prompt_length:][valid[row, prompt_length:]]
+            for count in range(1, len(new) + 1):
+                text = _text(tokenizer, new[:count])
+                if any(stop in text for stop in self.settings["stop_strings"]):
+                    valid[row, prompt_length + count:] = False
+                    done[row] = changed = True
+                    break
+        if changed:
+            state = dict(state)
+            state["valid"] = ops.convert_to_tensor(valid)
+            state["done"] = ops.convert_to_tensor(done)
+            state["tokens"] = ops.convert_to_tensor(np.where(valid, tokens, 0).astype("int32"))
+        return state
+
+    def outputs(self, state, return_log_probs):
+        tokens, valid, log_probs = decoding.finish(state)
+        outputs = self.assemble(tokens, valid)
+        if return_log_probs:
+            new_valid = ops.convert_to_numpy(valid)[:, self.prompt.shape[1]:]
+            outputs["log_probs"] = np.where(new_valid, ops.convert_to_numpy(log_probs), 0.0).astype("float32")
+        return outputs
+
+    def assemble(self, tokens, valid):
+        if not self.left:  # back to the caller's right padding
+            tokens, valid = decoding.right_align(tokens, valid)
+        tokens, valid = ops.convert_to_numpy(tokens).astype("int32"), ops.convert_to_numpy(valid).astype(bool)
+        return {"token_ids": np.where(valid, tokens, 0).astype("int32"), "padding_mask": valid}
+
+
+def _text(tokenizer, ids):
+    text = tokenizer.detokenize(np.asarray(ids, "int32"))
+    text = ops.convert_to_numpy(text) if not isinstance(text, (str, bytes)) else text
+    text = text.item() if hasattr(text, "item") else text
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
 
 
 def _prompt(inputs, ids_key, mask_key, config):
-    """Checks a prompt batch; returns (ids, mask, lengths) as NumPy arrays."""
+    """Checks a prompt batch; returns (ids, mask, left_padded) as NumPy arrays."""
     if not isinstance(inputs, dict) or ids_key not in inputs:
         raise ValueError(f"generate() needs a dict with `{ids_key}`; received {type(inputs).__name__}"
                          + (f" with keys {sorted(inputs)}" if isinstance(inputs, dict) else ""))
@@ -118,154 +284,70 @@ def _prompt(inputs, ids_key, mask_key, config):
     lengths = mask.sum(axis=1)
     if np.any(lengths == 0):
         raise ValueError(f"empty prompt: row(s) {np.flatnonzero(lengths == 0).tolist()} have no real tokens")
-    if np.any(mask != (np.arange(ids.shape[1])[None] < lengths[:, None])):
-        raise ValueError(f"prompts must be right-padded: `{mask_key}` must be ones then zeros in every row")
+    positions = np.arange(ids.shape[1])[None]
+    right = np.all(mask == (positions < lengths[:, None]))
+    left = np.all(mask == (positions >= ids.shape[1] - lengths[:, None]))
+    if not (right or left):
+        raise ValueError(f"prompts must be right-padded or left-padded: `{mask_key}` must be ones then zeros "
+                         f"in every row, or zeros then ones")
     vocabulary = config.vocabulary_size
     bad = mask & ((ids < 0) | (ids >= vocabulary))
     if np.any(bad):
         row, col = np.argwhere(bad)[0]
         raise ValueError(f"token id {ids[row, col]} at ({row}, {col}) is outside the vocabulary "
                          f"[0, {vocabulary})")
-    return ids.astype("int32"), mask.astype("int32"), lengths
-
-
-def _output_mask(token_ids, starts, max_new_tokens, stop_token_ids):
-    """True up to each row's stop token or its last allowed new token."""
-    positions = np.arange(token_ids.shape[1])[None]
-    mask = positions < (starts[:, None] + max_new_tokens)
-    if stop_token_ids:
-        generated = positions >= starts[:, None]
-        stops = np.isin(token_ids, stop_token_ids) & generated
-        after_stop = (np.cumsum(stops, axis=1) - stops) > 0
-        mask &= ~after_stop
-    return mask
-
-
-# ------------------------------------------------------------------ steps
-
-
-def _causal_step(model, sampler, stop_token_ids, use_cache):
-    def step(buffer, prompt_mask):
-        batch, length = ops.shape(buffer)[0], ops.shape(buffer)[1]
-        prompt_mask = ops.cast(prompt_mask, "bool")  # (batch, length): the right-padded prompts
-        index = ops.min(ops.sum(ops.cast(prompt_mask, "int32"), axis=1))
-        if use_cache:
-            cache = model.initial_cache(batch, length)
-            _, cache = model.call_with_cache(buffer, cache, 0)  # prefill every position
-
-            def next_logits(prompt, cache, index):
-                rows = ops.shape(prompt)[0]  # batch * beams under beam search
-                token = ops.slice(prompt, [0, index - 1], [rows, 1])
-                logits, cache = model.call_with_cache(token, cache, index - 1)
-                return ops.squeeze(logits, axis=1), None, cache
-
-        else:
-            cache = None
-            ones = ops.ones_like(buffer)
-
-            def next_logits(prompt, cache, index):
-                logits = model({"token_ids": prompt, "padding_mask": ones}, training=False)["logits"]
-                return ops.take(logits, index - 1, axis=1), None, cache
-
-        return sampler(next_logits, buffer, cache=cache, index=index, mask=prompt_mask,
-                       stop_token_ids=stop_token_ids, model=model)
-
-    return step
-
-
-def _seq2seq_step(model, sampler, stop_token_ids, use_cache):
-    def step(encoder_ids, encoder_mask, decoder):
-        batch, length = ops.shape(decoder)[0], ops.shape(decoder)[1]
-        encoded = model.encode(encoder_ids, encoder_mask)
-        keep = ops.arange(length) < 1  # only the start token is given
-        prompt_mask = ops.broadcast_to(ops.expand_dims(keep, 0), (batch, length))
-        if use_cache:
-            # Every batch-shaped tensor rides in the cache, so beam search expands it too.
-            cache = (model.initial_cache(batch, length), model.compute_cross_attention_cache(encoded), encoder_mask)
-
-            def next_logits(prompt, cache, index):
-                self_cache, cross_cache, source_mask = cache
-                rows = ops.shape(prompt)[0]
-                token = ops.slice(prompt, [0, index - 1], [rows, 1])
-                logits, self_cache = model.call_with_cache(
-                    token, self_cache, index - 1, cross_attention_cache=cross_cache,
-                    encoder_padding_mask=source_mask,
-                )
-                return ops.squeeze(logits, axis=1), None, (self_cache, cross_cache, source_mask)
-
-        else:
-            cache = (encoder_ids, encoder_mask)
-
-            def next_logits(prompt, cache, index):
-                source_ids, source_mask = cache
-                logits = model({
-                    "encoder_token_ids": source_ids, "encoder_padding_mask": source_mask,
-                    "decoder_token_ids": prompt, "decoder_padding_mask": ops.ones_like(prompt),
-                }, training=False)["logits"]
-                return ops.take(logits, index - 1, axis=1), None, cache
-
-        return sampler(next_logits, decoder, cache=cache, index=1, mask=prompt_mask,
-                       stop_token_ids=stop_token_ids, model=model)
-
-    return step
+    return ids.astype("int32"), mask.astype("int32"), bool(left and not right)
 
 
 # --------------------------------------------------------------- compiling
 
 
-def _compiled(model, kind, sampler, stop_token_ids, use_cache, jit_compile, run_eagerly):
-    """(step function, its sampler) for these settings, compiled once and kept on the model.
-
-    A later call with an equal sampler configuration reuses both.
-    """
-    functions = model.__dict__.setdefault("_keras_transformer_generate_functions", {})
-    key = (kind, json.dumps(sampler.get_config(), sort_keys=True, default=str), stop_token_ids,
-           use_cache, jit_compile, run_eagerly, keras.config.dtype_policy().name)
-    if key not in functions:
-        make = _causal_step if kind == "causal" else _seq2seq_step
-        step = make(model, sampler, stop_token_ids, use_cache)
-        functions[key] = (step if run_eagerly else _compile(step, model, sampler, jit_compile), sampler)
-    return functions[key]
-
-
-def _compile(step, model, sampler, jit_compile):
+def _compile(function, model, chooser, jit_compile):
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
         if jit_compile == "auto":
             jit_compile = bool(tf.config.list_physical_devices("GPU"))
-        return tf.function(step, jit_compile=bool(jit_compile))
+        return tf.function(function, jit_compile=bool(jit_compile), autograph=False)
     if backend == "jax":
         import jax
+
+        sampler_variables = chooser.variables
 
         def stateless(state, *arrays):
             sampler_values, trainable, non_trainable = state
             mapping = itertools.chain(
-                zip(sampler.variables, sampler_values),
+                zip(sampler_variables, sampler_values),
                 zip(model.trainable_variables, trainable),
                 zip(model.non_trainable_variables, non_trainable),
             )
-            with keras.StatelessScope(state_mapping=mapping):
-                return step(*arrays)
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                outputs = function(*arrays)
+                updated = [scope.get_current_value(v) for v in sampler_variables]
+            updated = [old if new is None else new for old, new in zip(sampler_values, updated)]
+            return outputs, updated
 
         jitted = jax.jit(stateless)
 
         def call(*arrays):
             state = (
-                [v.value for v in sampler.variables],
+                [v.value for v in sampler_variables],
                 [v.value for v in model.trainable_variables],
                 [v.value for v in model.non_trainable_variables],
             )
-            return jitted(state, *arrays)
+            outputs, updated = jitted(state, *arrays)
+            for variable, value in zip(sampler_variables, updated):
+                variable.assign(value)
+            return outputs
 
         return call
-    return step
+    return function
 
 
 def _reset_seed(sampler):
     """Seeded samplers restart from their seed, so equal calls give equal tokens."""
     generator = getattr(sampler, "seed_generator", None)
     if generator is not None and getattr(sampler, "seed", None) is not None:
-        initial = sampler.__dict__.setdefault("_initial_seed_state", ops.convert_to_numpy(generator.state.value))
+        initial = sampler.__dict__.setdefault("_initial_seed_state", np.array(generator.state.numpy()))
         generator.state.assign(initial)

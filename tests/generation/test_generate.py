@@ -142,7 +142,8 @@ def test_single_beam_equals_greedy_and_wider_beams_run():
     [
         (lambda p: {**p, "padding_mask": np.zeros_like(p["padding_mask"])}, "empty prompt"),
         (lambda p: {**p, "token_ids": p["token_ids"][:, :0], "padding_mask": p["padding_mask"][:, :0]}, "non-empty"),
-        (lambda p: {**p, "padding_mask": p["padding_mask"][:, ::-1].copy()}, "right-padded"),
+        (lambda p: {**p, "padding_mask": np.concatenate([p["padding_mask"], p["padding_mask"]], 1),
+                    "token_ids": np.concatenate([p["token_ids"], p["token_ids"]], 1)}, "left-padded"),
         (lambda p: {**p, "token_ids": p["token_ids"] + 1000}, "outside the vocabulary"),
         (lambda p: {"ids": p["token_ids"]}, "token_ids"),
     ],

@@ -10,7 +10,7 @@ from keras import ops
 from keras_transformer.models import get_preset, list_presets
 from keras_transformer.models.gpt import GPTBackbone, GPTCausalLM, GPTConfig
 from keras_transformer.text.corpus import split_documents, stdlib_documents
-from tests.test_case import assert_allclose, run_model_saving_test, run_model_test, to_numpy
+from tests.test_case import assert_allclose, compiled, run_model_saving_test, run_model_test, to_numpy
 
 TINY = get_preset("gpt2_tiny").to_dict()
 VARIANTS = {
@@ -215,16 +215,6 @@ def decode_one_by_one(lm, token_ids, padding_mask):
     return logits
 
 
-def jit(fn):
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return jax.jit(fn)
-    import tensorflow as tf
-
-    return tf.function(fn, jit_compile=True)
-
-
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_cached_decoding_equals_full_forward(variant):
     lm = tiny_lm(**VARIANTS[variant])
@@ -245,8 +235,8 @@ def test_cached_decoding_equals_full_forward(variant):
 
     # Eager while_loop, then the same loop compiled (traced cache_update_index).
     assert_allclose(decode_one_by_one(lm, ids, mask), expected, atol=1e-5, rtol=1e-4)
-    compiled = jit(lambda i, m: decode_one_by_one(lm, i, m))
-    assert_allclose(compiled(ids, mask), expected, atol=1e-5, rtol=1e-4)
+    run = compiled(lambda i, m: decode_one_by_one(lm, i, m))
+    assert_allclose(run(ids, mask), expected, atol=1e-5, rtol=1e-4)
 
 
 # ----------------------------------------------------------- training
@@ -285,4 +275,5 @@ def test_causal_lm_learns_english_text():
     assert abs(before["loss"] - math.log(257)) < 0.2, before  # starts near uniform
     assert after["loss"] < unigram_entropy - 0.3, (before, after, unigram_entropy)
     assert after["perplexity"] == pytest.approx(math.exp(after["loss"]), rel=1e-3)
-    assert after["accuracy"] > 0.3, after
+    # Always guessing the commonest byte scores its frequency; context must beat it clearly.
+    assert after["accuracy"] > counts.max() / counts.sum() + 0.1, (after, counts.max() / counts.sum())

@@ -12,7 +12,7 @@ from keras import ops
 
 from keras_transformer.models import T5Backbone, T5Config, T5Seq2SeqLM, get_preset, list_presets
 from keras_transformer.text.corpus import split_documents, stdlib_documents
-from tests.test_case import assert_allclose, run_model_saving_test, run_model_test, to_numpy
+from tests.test_case import assert_allclose, compiled, run_model_saving_test, run_model_test, to_numpy
 
 BATCH, SOURCE, TARGET = 2, 7, 5
 TINY = get_preset("t5_tiny")  # 1 encoder / 2 decoder blocks, 4 heads x 8 != hidden 24
@@ -204,19 +204,6 @@ def test_cached_decoding_equals_full_forward_eager(style):
         lm.call_with_cache(data["decoder_token_ids"][:, :1], lm.initial_cache(BATCH, TARGET), 0)
 
 
-def _compile(fn):
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn, jit_compile=True)
-    if backend == "jax":
-        import jax
-
-        return jax.jit(fn)
-    raise AssertionError(f"no compiled-loop check for backend {backend!r}")
-
-
 def test_cached_decoding_equals_full_forward_in_compiled_loop():
     """A traced cache index inside a jit-compiled fori_loop, one position past the target."""
     lm, data = tiny_lm("v1_1"), tiny_inputs(2)
@@ -228,7 +215,7 @@ def test_cached_decoding_equals_full_forward_in_compiled_loop():
         step, state = _cached_logits(lm, padded, max_length)
         return ops.fori_loop(0, max_length, step, state)[1]
 
-    logits = to_numpy(_compile(decode)())[:, :TARGET]
+    logits = to_numpy(compiled(decode)())[:, :TARGET]
     real = data["decoder_padding_mask"].astype(bool)
     assert_allclose(logits[real], full[real], atol=1e-5, rtol=1e-5)
 

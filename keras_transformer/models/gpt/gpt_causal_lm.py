@@ -28,6 +28,8 @@ class GPTCausalLM(Task):
 
     Args:
         backbone: a `GPTBackbone`.
+        generation_config: optional dict of Hugging Face `GenerationConfig`
+            settings, the defaults of `generate()` (an imported checkpoint's).
         **kwargs: `name`, `trainable`, `dtype`.
 
     Inputs: {"token_ids": (batch, length), "padding_mask": (batch, length)}.
@@ -42,7 +44,7 @@ class GPTCausalLM(Task):
 
     backbone_class = GPTBackbone
 
-    def __init__(self, backbone, **kwargs):
+    def __init__(self, backbone, generation_config=None, **kwargs):
         if not isinstance(backbone, GPTBackbone):
             raise ValueError(
                 f"GPTCausalLM needs a GPTBackbone; received {type(backbone).__name__}"
@@ -52,6 +54,14 @@ class GPTCausalLM(Task):
         # Calls the backbone's own embedding layer, so the head shares its table.
         logits = backbone.token_embedding(hidden, reverse=True)
         super().__init__(backbone, inputs=inputs, outputs={"logits": logits}, **kwargs)
+        # Hugging Face GenerationConfig names -> values: generate()'s defaults (saved in .keras).
+        self.generation_config = dict(generation_config or {})
+
+    def get_config(self):
+        config = super().get_config()
+        if self.generation_config:
+            config["generation_config"] = dict(self.generation_config)
+        return config
 
     def compile_defaults(self):
         """`compile()`'s "auto" arguments: Adam(2e-5) (fine-tuning; pass your own to
@@ -72,7 +82,8 @@ class GPTCausalLM(Task):
         Axis 2 holds keys then values; the dtype is the compute dtype.
         """
         config = self.backbone.model_config
-        if config.position_encoding == "learned" and max_length > config.max_sequence_length:
+        static = isinstance(max_length, int)  # a traced length is checked by the caller
+        if config.position_encoding == "learned" and static and max_length > config.max_sequence_length:
             raise ValueError(
                 f"max_length={max_length} exceeds the position table: "
                 f"max_sequence_length={config.max_sequence_length}"
@@ -80,7 +91,7 @@ class GPTCausalLM(Task):
         blocks = self.backbone.transformer_layers
         return ops.stack([block.initial_cache(batch_size, max_length) for block in blocks], axis=1)
 
-    def call_with_cache(self, token_ids, cache, cache_update_index, padding_mask=None):
+    def call_with_cache(self, token_ids, cache, cache_update_index, padding_mask=None, position_offsets=None):
         """Logits of `token_ids` at positions `cache_update_index ...`, and the updated cache.
 
         Args:
@@ -92,12 +103,15 @@ class GPTCausalLM(Task):
             padding_mask: optional (batch, max_length) over cache positions,
                 1 = real token. Positions after the chunk are masked causally
                 whatever it holds.
+            position_offsets: optional (batch,) int: each row's left padding.
+                Row r's token at cache position p gets position p - offset[r]
+                (left-padded prompts then decode as if unpadded).
 
         Returns:
             (logits (batch, chunk, vocabulary_size) float32, new cache).
         """
         backbone = self.backbone
-        x = backbone.embed(token_ids, start_index=cache_update_index, training=False)
+        x = self._embed_at(token_ids, cache_update_index, position_offsets)
         caches = []
         for i, block in enumerate(backbone.transformer_layers):
             x, layer_cache = block.call_with_cache(
@@ -112,17 +126,83 @@ class GPTCausalLM(Task):
         logits = backbone.token_embedding(x, reverse=True)
         return logits, ops.stack(caches, axis=1)
 
+    def _embed_at(self, token_ids, start_index, position_offsets):
+        backbone = self.backbone
+        if position_offsets is None or backbone.position_embedding is None:
+            # Rotary attention depends on position differences only: offsets change nothing.
+            return backbone.embed(token_ids, start_index=start_index, training=False)
+        chunk = ops.shape(token_ids)[1]
+        positions = start_index + ops.arange(chunk, dtype="int32")[None, :]
+        table = ops.cast(backbone.position_embedding.embeddings, backbone.token_embedding.compute_dtype)
+        # (batch, chunk); clipped into the table: a row that has already ended (a served batch runs
+        # until its longest row is done) keeps stepping past its own last position.
+        positions = ops.clip(positions - ops.cast(position_offsets, "int32")[:, None], 0, ops.shape(table)[0] - 1)
+        return backbone.token_embedding(token_ids) + ops.take(table, positions, axis=0)
 
-    def generate(self, inputs, max_new_tokens, sampler="greedy", stop_token_ids=None, **kwargs):
-        """Continues right-padded prompts; see `keras_transformer.generation.generate`.
+    def generation_adapter(self, use_cache=True):
+        """The decoding core's adapter (see `keras_transformer.generation.decoding`)."""
+        return _CausalAdapter(self, use_cache)
 
-        `inputs` is `{"token_ids", "padding_mask"}`; returns `{"token_ids",
-        "padding_mask"}` with the prompts followed by up to `max_new_tokens`
-        tokens per row. The loop is cached and compiled (`jit_compile=True`).
+    def generate(self, inputs, max_new_tokens=None, **kwargs):
+        """Continues prompts; see `keras_transformer.generation.generate` for every option.
+
+        `inputs` is `{"token_ids", "padding_mask"}`, right- or left-padded;
+        returns `{"token_ids", "padding_mask"}` (and `log_probs` on request)
+        with the prompts followed by up to `max_new_tokens` tokens per row,
+        in the same padding layout. Settings not passed come from
+        `self.generation_config` (an imported `generation_config.json`).
 
         >>> lm.generate({"token_ids": ids, "padding_mask": mask}, max_new_tokens=20,
-        ...             sampler="top_p", top_p=0.9, seed=0)
+        ...             do_sample=True, top_p=0.9, seed=0)
         """
         from keras_transformer.generation import generate  # generation builds on the models
 
-        return generate(self, inputs, max_new_tokens, sampler=sampler, stop_token_ids=stop_token_ids, **kwargs)
+        return generate(self, inputs, max_new_tokens, **kwargs)
+
+    def stream_generate(self, inputs, max_new_tokens=None, **kwargs):
+        """Yields the new tokens step by step; see `keras_transformer.generation.stream_generate`."""
+        from keras_transformer.generation import stream_generate
+
+        return stream_generate(self, inputs, max_new_tokens, **kwargs)
+
+
+class _CausalAdapter:
+    """Prefill and one step of a `GPTCausalLM` for the decoding core.
+
+    State: (cache or token buffer, padding (batch, max_length) int32,
+    position offsets (batch,) int32). Without a cache every step recomputes
+    the whole sequence (for checks and benchmarks).
+    """
+
+    def __init__(self, model, use_cache=True):
+        self.model = model
+        self.use_cache = use_cache
+
+    def _full(self, tokens, padding, offsets):
+        cache = self.model.initial_cache(ops.shape(tokens)[0], ops.shape(tokens)[1])
+        logits, _ = self.model.call_with_cache(tokens, cache, 0, padding_mask=padding, position_offsets=offsets)
+        return logits
+
+    def prefill(self, inputs, prompt, prompt_mask, max_length):
+        batch, length = ops.shape(prompt)[0], ops.shape(prompt)[1]
+        prompt_mask = ops.cast(prompt_mask, "int32")
+        offsets = length - ops.sum(prompt_mask, axis=1)  # (batch,) left padding
+        padding = ops.concatenate([prompt_mask, ops.ones((batch, max_length - length), "int32")], axis=1)
+        if not self.use_cache:
+            tokens = ops.concatenate([prompt, ops.zeros((batch, max_length - length), "int32")], axis=1)
+            logits = self._full(tokens, padding, offsets)
+            return ops.take(logits, length - 1, axis=1), (tokens, padding, offsets)
+        cache = self.model.initial_cache(batch, max_length)
+        logits, cache = self.model.call_with_cache(prompt, cache, 0, padding_mask=padding, position_offsets=offsets)
+        return logits[:, -1], (cache, padding, offsets)
+
+    def step(self, token_ids, state, index):
+        cache, padding, offsets = state
+        if not self.use_cache:
+            tokens = ops.slice_update(cache, [0, index], token_ids)
+            logits = self._full(tokens, padding, offsets)
+            last = ops.minimum(index, ops.shape(tokens)[1] - 1)
+            return ops.take(logits, last, axis=1), (tokens, padding, offsets)
+        logits, cache = self.model.call_with_cache(token_ids, cache, index, padding_mask=padding,
+                                                   position_offsets=offsets)
+        return logits[:, 0], (cache, padding, offsets)

@@ -38,12 +38,14 @@ class T5Seq2SeqLM(Task):
 
     Args:
         backbone: a `T5Backbone`.
+        generation_config: optional dict of Hugging Face `GenerationConfig`
+            settings, the defaults of `generate()` (an imported checkpoint's).
         **kwargs: `name`, `trainable`, `dtype`.
     """
 
     backbone_class = T5Backbone
 
-    def __init__(self, backbone, **kwargs):
+    def __init__(self, backbone, generation_config=None, **kwargs):
         config = backbone.model_config
         dtype = backbone.dtype_policy
         # === Layers ===
@@ -66,6 +68,14 @@ class T5Seq2SeqLM(Task):
         hidden = backbone(inputs)["decoder_sequence_output"]
         outputs = {"logits": self._logits(hidden, backbone)}
         super().__init__(backbone, inputs=inputs, outputs=outputs, **kwargs)
+        # Hugging Face GenerationConfig names -> values: generate()'s defaults (saved in .keras).
+        self.generation_config = dict(generation_config or {})
+
+    def get_config(self):
+        config = super().get_config()
+        if self.generation_config:
+            config["generation_config"] = dict(self.generation_config)
+        return config
 
     def _logits(self, hidden, backbone=None):
         """(batch, target, hidden_dim) final decoder states -> (batch, target, vocab) logits."""
@@ -167,14 +177,69 @@ class T5Seq2SeqLM(Task):
         x = backbone.decoder_norm(x)
         return self._logits(x), ops.stack(caches, axis=1)
 
-    def generate(self, inputs, max_new_tokens, sampler="greedy", stop_token_ids=None, **kwargs):
+    def generation_adapter(self, use_cache=True):
+        """The decoding core's adapter (see `keras_transformer.generation.decoding`)."""
+        return _Seq2SeqAdapter(self, use_cache)
+
+    def generate(self, inputs, max_new_tokens=None, **kwargs):
         """Generates outputs for `{"encoder_token_ids", "encoder_padding_mask"}`.
 
         The encoder runs once; decoder self-attention and cross-attention
         keys/values are cached. Returns `{"token_ids", "padding_mask"}` of shape
-        (batch, 1 + max_new_tokens), starting with the decoder start token 0.
-        See `keras_transformer.generation.generate` for the options.
+        (batch, 1 + max_new_tokens), starting with the decoder start token.
+        Settings not passed come from `self.generation_config`. See
+        `keras_transformer.generation.generate` for the options.
         """
         from keras_transformer.generation import generate  # generation builds on the models
 
-        return generate(self, inputs, max_new_tokens, sampler=sampler, stop_token_ids=stop_token_ids, **kwargs)
+        return generate(self, inputs, max_new_tokens, **kwargs)
+
+    def stream_generate(self, inputs, max_new_tokens=None, **kwargs):
+        """Yields the new tokens step by step; see `keras_transformer.generation.stream_generate`."""
+        from keras_transformer.generation import stream_generate
+
+        return stream_generate(self, inputs, max_new_tokens, **kwargs)
+
+
+class _Seq2SeqAdapter:
+    """Prefill (encoder once, start token) and one decoder step of a `T5Seq2SeqLM`.
+
+    `inputs` is (encoder_token_ids, encoder_padding_mask). State: (self-attention
+    cache, cross-attention cache, encoder mask); without a cache, (encoder ids,
+    encoder mask, decoder buffer) and every step reruns the whole model.
+    """
+
+    def __init__(self, model, use_cache=True):
+        self.model = model
+        self.use_cache = use_cache
+
+    def _full(self, encoder_ids, encoder_mask, decoder):
+        return self.model({
+            "encoder_token_ids": encoder_ids, "encoder_padding_mask": encoder_mask,
+            "decoder_token_ids": decoder, "decoder_padding_mask": ops.ones_like(decoder),
+        }, training=False)["logits"]
+
+    def prefill(self, inputs, prompt, prompt_mask, max_length):
+        encoder_ids, encoder_mask = inputs
+        batch, length = ops.shape(prompt)[0], ops.shape(prompt)[1]
+        if not self.use_cache:
+            decoder = ops.concatenate([prompt, ops.zeros((batch, max_length - length), "int32")], axis=1)
+            logits = self._full(encoder_ids, encoder_mask, decoder)
+            return ops.take(logits, length - 1, axis=1), (encoder_ids, encoder_mask, decoder)
+        encoded = self.model.encode(encoder_ids, encoder_mask)
+        cross = self.model.compute_cross_attention_cache(encoded)  # computed once
+        cache = self.model.initial_cache(batch, max_length)
+        logits, cache = self.model.call_with_cache(prompt, cache, 0, cross_attention_cache=cross,
+                                                   encoder_padding_mask=encoder_mask)
+        return logits[:, -1], (cache, cross, encoder_mask)
+
+    def step(self, token_ids, state, index):
+        if not self.use_cache:
+            encoder_ids, encoder_mask, decoder = state
+            decoder = ops.slice_update(decoder, [0, index], token_ids)
+            logits = self._full(encoder_ids, encoder_mask, decoder)
+            return ops.take(logits, index, axis=1), (encoder_ids, encoder_mask, decoder)
+        cache, cross, encoder_mask = state
+        logits, cache = self.model.call_with_cache(token_ids, cache, index, cross_attention_cache=cross,
+                                                   encoder_padding_mask=encoder_mask)
+        return logits[:, 0], (cache, cross, encoder_mask)
