@@ -133,12 +133,8 @@ def _write_extras(model, tokenizer, built, specs, directory, source, model_name,
         "warmup_requests": len(built) if warmup else 0,
     }
     metadata.write_metadata(directory, info)
-    config = info["model"]["config"]
-    if config and "vocabulary_size" in config:
-        inputs = model.input.keys() if isinstance(model.input, dict) else ()
-        metadata.write_vocabulary(directory, config["vocabulary_size"], inputs)
-    examples = {s.name: requests.rest_example(model_name, requests.predict_request(model_name, s.name, s.sample))
-                for s in built}
+    examples = {s.name: requests.rest_example(model_name, request) for s in built
+                if requests.readable(request := requests.predict_request(model_name, s.name, s.sample))}
     metadata.write_readme(directory, info, examples)
 
 

@@ -51,23 +51,6 @@ def write_reference(version_dir, cases):
     np.savez(os.path.join(version_dir, REFERENCE_FILE), **arrays)
 
 
-VOCABULARY_FILE = os.path.join("assets.extra", "vocabulary.json")
-TOKEN_ID_INPUTS = ("token_ids", "encoder_token_ids", "decoder_token_ids")
-
-
-def write_vocabulary(version_dir, vocabulary_size, input_names):
-    """The token-id range the embedded server checks requests against (serving/validation.py).
-
-    Lists which integer inputs hold token ids; each must lie in [0, vocabulary_size).
-    """
-    names = sorted(n for n in set(input_names) if n in TOKEN_ID_INPUTS)
-    if not names:
-        return
-    with open(os.path.join(version_dir, VOCABULARY_FILE), "w", encoding="utf-8") as handle:
-        json.dump({"vocabulary_size": int(vocabulary_size), "token_id_inputs": names}, handle)
-        handle.write("\n")
-
-
 def write_metadata(version_dir, metadata):
     with open(os.path.join(version_dir, METADATA_FILE), "w", encoding="utf-8") as handle:
         json.dump(metadata, handle, indent=2, sort_keys=True)

@@ -47,6 +47,14 @@ def predict_request(model_name, signature_name, sample):
     return request
 
 
+READABLE_BYTES = 16 * 1024
+
+
+def readable(request):
+    """Whether a request is small enough to print as an example (a decoding state is not)."""
+    return request.ByteSize() <= READABLE_BYTES
+
+
 def write_warmup(version_dir, model_name, signatures):
     """Writes one PredictRequest per signature; returns the file's path."""
     path = os.path.join(version_dir, WARMUP_FILE)
@@ -84,8 +92,11 @@ def _json_value(value):
 
 
 def rest_body(signature_name, inputs):
-    """The REST `:predict` body in row format ("instances": one object per batch row)."""
+    """The REST `:predict` body: row format ("instances": one object per batch row) when every input has
+    the same batch size, else columnar ("inputs": one array per input)."""
     arrays = {name: np.asarray(value) for name, value in inputs.items()}
+    if len({array.shape[0] if array.ndim else -1 for array in arrays.values()}) != 1:
+        return {"signature_name": signature_name, "inputs": {name: _to_json(a) for name, a in sorted(arrays.items())}}
     rows = len(next(iter(arrays.values())))
     instances = [{name: _to_json(array[row]) for name, array in sorted(arrays.items())} for row in range(rows)]
     return {"signature_name": signature_name, "instances": instances}

@@ -19,7 +19,8 @@ class Signature:
         description: what it computes, its input rules and truncation policy
             (goes into the README beside the SavedModel).
         sample: a small valid request (NumPy arrays / bytes), used for the
-            warm-up file, the verifier and the README examples.
+            warm-up file, the verifier and the README examples (those small
+            enough to read: not `generate_next`'s decoding state).
         reference: `sample -> dict of NumPy arrays` computed with the Keras
             model (not the exported graph); the verifier compares the reloaded
             SavedModel against it. None when there is nothing to compare.

@@ -8,6 +8,7 @@
 | embed                   | every BERT model (backbone or task)      | yes               |
 | fill_mask               | BertMaskedLM                             | yes               |
 | generate                | GPTCausalLM, T5Seq2SeqLM                 | yes               |
+| generate_start, _next   | (with generate) streaming, state carried | yes               |
 
 With `signatures=None` a model gets `serving_default` (+ int64 twin) and,
 when a tokenizer is given, every text signature it supports.
@@ -19,6 +20,7 @@ from keras_transformer.export.text_graph import prepare_tokenizer
 
 MODEL_SIGNATURES = ("serving_default", "serving_default" + INT64_SUFFIX)
 TEXT_SIGNATURES = ("classify", "embed", "fill_mask", "generate")
+STREAM_SIGNATURES = ("generate_start", "generate_next")  # exported with `generate`
 
 
 def _family(model):
@@ -87,5 +89,7 @@ def build_signatures(model, tokenizer, names, labels=None, fill_mask_top_k=5, st
             elif name == "generate":
                 stop_ids = generate_signatures.default_stop_ids(special, stop_token_ids)
                 make = generate_signatures.t5_generate if hasattr(model, "encode") else generate_signatures.gpt_generate
-                built[name] = make(model, tokenizer, special, stop_ids)
+                built.update((signature.name, signature) for signature in make(model, tokenizer, special, stop_ids))
+    # `generate` comes with its streaming pair.
+    names = [n for name in names for n in ((name,) + STREAM_SIGNATURES if name == "generate" else (name,))]
     return [built[name] for name in names]

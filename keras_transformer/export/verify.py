@@ -92,7 +92,9 @@ def verify(path, model_name=None, print_fn=print):
             if "first_call_seconds" in comparison:
                 print_fn(f"  latency on the reference request: first call {comparison['first_call_seconds']:.3f} s "
                          f"(absorbed by the warm-up), then {comparison['second_call_seconds']:.3f} s")
-        if name in warmup:
+        if name in warmup and not requests.readable(warmup[name]):
+            print_fn(f"  warm-up request: {warmup[name].ByteSize():,} bytes (not printed)")
+        elif name in warmup:
             print_fn("  REST:  " + requests.rest_example(model_name, warmup[name]))
             print_fn("  gRPC PredictRequest:\n    " + str(warmup[name]).strip().replace("\n", "\n    "))
     print_fn("\n" + ("OK: servable by tensorflow_model_server" if not report["problems"]

@@ -124,19 +124,10 @@ def test_long_prompts_keep_their_end(gpt_export, loaded_gpt):
     np.testing.assert_array_equal(served["token_ids"][0, :kept], list(prompt[-kept:].encode()))
 
 
-def test_vocabulary_file_tells_the_server_the_token_id_range(gpt_export):
-    import json
+def test_no_side_channel_files_beside_the_graph(gpt_export):
+    """Token-id ranges are checked by the graph itself, so no server needs a file of ours."""
     import os
 
-    model, _, version_dir = gpt_export
-    with open(os.path.join(version_dir, "assets.extra", "vocabulary.json")) as handle:
-        vocabulary = json.load(handle)
-    assert vocabulary == {
-        "vocabulary_size": model.backbone.model_config.vocabulary_size,
-        "token_id_inputs": ["token_ids"],
-    }
-    # The embedded server accepts the file (its validator loads it with the version).
-    from serving.servable import read_meta_graph, read_vocabulary
-
-    ranges = read_vocabulary(version_dir, dict(read_meta_graph(version_dir).signature_def))
-    assert ranges[("serving_default", "token_ids")] == vocabulary["vocabulary_size"]
+    _, _, version_dir = gpt_export
+    assert sorted(os.listdir(os.path.join(version_dir, "assets.extra"))) == [
+        "README.md", "keras_transformer_export.json", "keras_transformer_reference.npz", "tf_serving_warmup_requests"]

@@ -34,7 +34,7 @@ def test_export_from_a_keras_file_and_tokenizer_folder(run_folder, tmp_path):
     served = loaded["serving_default"](token_ids=tf.constant(ids), padding_mask=tf.ones_like(ids))["logits"]
     np.testing.assert_allclose(served, model({"token_ids": ids, "padding_mask": np.ones_like(ids)})["logits"],
                                atol=1e-5)
-    assert sorted(loaded) == ["generate", "serving_default"]
+    assert sorted(loaded) == ["generate", "generate_next", "generate_start", "serving_default"]
     with pytest.raises(ValueError, match="not a .keras file"):
         export(str(folder / "tokenizer" / "tokenizer.json"), str(tmp_path / "other"))
 
@@ -49,8 +49,7 @@ def test_cli_exports_a_run_folder(run_folder, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == str(base / "7")
     assert sorted(os.listdir(base / "7" / "assets.extra")) == [
-        "README.md", "keras_transformer_export.json", "keras_transformer_reference.npz", "tf_serving_warmup_requests",
-        "vocabulary.json"]
+        "README.md", "keras_transformer_export.json", "keras_transformer_reference.npz", "tf_serving_warmup_requests"]
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)  # the version exists now
     assert again.returncode == 2 and "version 7 already exists" in again.stderr
 

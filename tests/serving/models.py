@@ -7,7 +7,6 @@ tell versions apart):
   generate         prompts string [B]                -> text = upper(prompt) + " v<version>",
                                                         length int32, echo_bytes (the prompt bytes)
   slow             seconds float32 [B]               -> waited: busy-waits max(seconds)
-  assets.extra/vocabulary.json declares token_ids < 16.
 `txt` (a tensorflow-text op, which tensorflow_model_server has built in):
   serving_default  text string [B]                   -> normalized: NFKC normalize_utf8(text)
 `clf` (tf.Example inputs, the TF Serving classify/regress conventions):
@@ -15,7 +14,6 @@ tell versions apart):
   regress          inputs string [B] (x, bias=0)    -> outputs [B] = 2 x0 + x1 + bias
 """
 
-import json
 import os
 import shutil
 
@@ -107,8 +105,6 @@ def build_lm(path, version):
                   "slow": module.slow}
     tf.saved_model.save(module, path, signatures=signatures)
     os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
-    with open(os.path.join(path, "assets.extra", "vocabulary.json"), "w") as handle:
-        json.dump({"vocabulary_size": VOCABULARY_SIZE, "token_id_inputs": ["token_ids"]}, handle)
     return path
 
 
