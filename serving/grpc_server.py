@@ -30,6 +30,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 
 from serving import config as config_lib
 from serving import metrics, tensor_proto
+from serving.completions import Generation, add_stream_service
 from serving.errors import Code, Deadline, ServingError, from_exception, invalid_argument, truncate_for_grpc
 
 logger = logging.getLogger(__name__)
@@ -224,6 +225,7 @@ def create_server(core, options):
         PredictionService(core, options.enable_serialization_as_tensor_content), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
     services = list(SERVICE_NAMES)
+    services.append(add_stream_service(server, Generation(core), options.max_request_bytes))
     if options.enable_grpc_healthcheck_service:
         services.append(_add_health(server))
     reflection.enable_server_reflection(services + [reflection.SERVICE_NAME], server)

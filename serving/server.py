@@ -14,9 +14,13 @@ in this Python API `rest_api_port=None` disables REST and 0 picks a free port
 
 import dataclasses
 import logging
+import re
 import time
 
 from serving import config as config_lib
+from serving import metrics
+from serving.completions import COMPLETIONS_PATH, Completions, Generation
+from serving.http_server import Response
 from serving.batching import BatchingOptions, BatchScheduler
 from serving.core import ServingCore
 from serving.errors import Code, ServingError, invalid_argument
@@ -149,10 +153,21 @@ class ModelServer:
             api = RestApi(self.core, options.rest_api_timeout_in_ms)
             self._rest = RestServer(api, options.bind_address, options.rest_api_port, options.max_request_bytes,
                                     options.rest_api_enable_cors_support)
+            self._add_routes(self._rest.router)
             self._rest.start()
             self.rest_port = self._rest.port
             logger.info("Exporting HTTP/REST API at:%s:%d ...", options.bind_address, self.rest_port)
         return self
+
+    def _add_routes(self, router):
+        """Routes beside TF Serving's `/v1`: Prometheus metrics (when configured) and `/v3/completions`."""
+        if self.prometheus_path:
+            router.add(re.escape(self.prometheus_path), lambda request: Response(
+                200, metrics.render().encode("utf-8"), "text/plain; version=0.0.4; charset=utf-8"),
+                methods=("GET",))
+        completions = Completions(Generation(self.core))
+        timeout = self.options.rest_api_timeout_in_ms / 1000 if self.options.rest_api_timeout_in_ms > 0 else None
+        router.add(COMPLETIONS_PATH, completions.handle, methods=("POST",), timeout=timeout)
 
     def stop(self, grace_seconds=30.0):
         """Stops accepting requests, lets in-flight ones finish (up to `grace_seconds`), unloads models."""

@@ -265,3 +265,28 @@ def test_deadline_ends_the_work_and_shutdown_does_not_wait_for_it(built, tmp_pat
     started = time.monotonic()
     server.stop(grace_seconds=10)
     assert time.monotonic() - started < 4.0
+
+
+def test_prometheus_metrics_on_the_rest_port_only_when_configured(model_base, server, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from serving import ModelServer, ServerOptions
+
+    # Not configured (the shared server): TF Serving's plain 404 outside /v1.
+    assert request(server.rest_port, "GET", "/monitoring/prometheus/metrics")[0] == 404
+    monitoring = tmp_path / "monitoring.config"
+    monitoring.write_text('prometheus_config { enable: true path: "/metrics/here" }\n')
+    options = ServerOptions(model_name="clf", model_base_path=str(model_base / "clf"), port=None, rest_api_port=0,
+                            file_system_poll_wait_seconds=0, monitoring_config_file=str(monitoring))
+    with ModelServer(options) as running:
+        def count():
+            status, headers, body = request(running.rest_port, "GET", "/metrics/here")
+            assert status == 200 and headers["Content-Type"].startswith("text/plain")
+            families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+            return sum(s.value for s in families[":tensorflow:serving:request_count"].samples
+                       if s.labels.get("model_name") == "clf")
+
+        before = count()
+        assert request(running.rest_port, "POST", "/v1/models/clf:classify", {"examples": [{"x": [1.0, 2.0]}]})[0] == 200
+        assert count() == before + 1
+        assert request(running.rest_port, "POST", "/metrics/here", b"")[0] == 405
