@@ -12,8 +12,7 @@ from keras_transformer.convert import from_huggingface
 from keras_transformer.convert import gpt2
 from keras_transformer.convert.huggingface import WeightReader, read_checkpoint
 from keras_transformer.models.gpt import GPTCausalLM
-from tests.models.test_gpt import jit
-from tests.test_case import to_numpy
+from tests.test_case import compiled, to_numpy
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "huggingface", "gpt2")
 RELATIVE_TOLERANCE = 1e-4
@@ -130,7 +129,7 @@ def test_cached_greedy_decoding_reproduces_hugging_face_generate(model, expected
     new_tokens = int(expected["gen_max_new_tokens"])
     prompts = expected["gen_prompts"]
     max_length = prompts.shape[1] + new_tokens
-    decode = jit(lambda tokens, length: greedy_decode(model, tokens, length))
+    decode = compiled(lambda tokens, length: greedy_decode(model, tokens, length))
     for row, length in enumerate(expected["gen_prompt_lengths"]):
         tokens = np.zeros((1, max_length), "int32")
         tokens[0, :length] = prompts[row, :length]
