@@ -10,6 +10,8 @@ Called by `from_huggingface(path)` with the parsed config.json and a
   `cls.seq_relationship.*`) get those loaded too (the latter as the
   next-sentence head).
 * `BertForPreTraining` -> `BertMaskedLM(next_sentence_prediction=True)`.
+* `BertForQuestionAnswering` -> `BertQuestionAnswering` (`qa_outputs` is its
+  `output_dense`; no pooler, as in the Hugging Face model).
 * `BertModel` -> the `BertBackbone` itself: there is no head to wrap, and its
   outputs (`sequence_output` = HF `last_hidden_state`, `pooled_output` = HF
   `pooler_output`) are the encoder outputs. Wrap it in any BERT task model
@@ -36,6 +38,7 @@ import numpy as np
 
 from keras_transformer.models.bert.bert_backbone import BertBackbone
 from keras_transformer.models.bert.bert_masked_lm import BertMaskedLM
+from keras_transformer.models.bert.bert_question_answering import BertQuestionAnswering
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +49,8 @@ ACTIVATIONS = {
     "gelu_pytorch_tanh": "gelu_approximate",
 }
 MASKED_LM_ARCHITECTURES = ("BertForMaskedLM", "BertForPreTraining")
-ARCHITECTURES = MASKED_LM_ARCHITECTURES + ("BertModel",)
+ARCHITECTURES = MASKED_LM_ARCHITECTURES + ("BertModel", "BertForQuestionAnswering")
+NO_POOLER = ("BertForMaskedLM", "BertForQuestionAnswering")  # built with add_pooling_layer=False
 # Non-parameter buffers some checkpoints store.
 IGNORED_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids")
 
@@ -95,6 +99,11 @@ def convert(config, weights):
     if architecture == "BertModel":
         weights.finish()
         return backbone
+    if architecture == "BertForQuestionAnswering":
+        model = BertQuestionAnswering(backbone)
+        _dense(weights, model.output_dense, "qa_outputs")
+        weights.finish()
+        return model
 
     next_sentence = architecture == "BertForPreTraining" or weights.has(
         "cls.seq_relationship.weight"
@@ -202,10 +211,10 @@ def _load_backbone(backbone, weights, prefix, architecture):
         _dense(weights, block.feed_forward.output_dense, f"{layer}.output.dense")
         _layer_norm(weights, block.feed_forward_norm, f"{layer}.output.LayerNorm")
     pooler = f"{prefix}pooler.dense"
-    if architecture == "BertForMaskedLM" and not weights.has(f"{pooler}.weight"):
+    if architecture in NO_POOLER and not weights.has(f"{pooler}.weight"):
         logger.info(
-            "%s: BertForMaskedLM has no pooler; pooled_output keeps its random initialisation",
-            weights.source,
+            "%s: %s has no pooler; pooled_output keeps its random initialisation",
+            weights.source, architecture,
         )
         return
     _dense(weights, backbone.pooled_dense, pooler)

@@ -11,6 +11,7 @@ from keras_transformer.models.bert import (  # noqa: F401
     BertConfig,
     BertMaskedLM,
     BertOutputBias,
+    BertQuestionAnswering,
     BertSentenceEmbedding,
     BertTokenClassifier,
 )

@@ -180,3 +180,15 @@ def test_pretraining_checkpoint_gets_next_sentence_head(tmp_path):
     pooled = np.tanh(first @ extra["bert.pooler.dense.weight"].T + extra["bert.pooler.dense.bias"])
     nsp = pooled @ extra["cls.seq_relationship.weight"].T + extra["cls.seq_relationship.bias"]
     np.testing.assert_allclose(to_numpy(outputs["next_sentence_logits"]), nsp, rtol=1e-4, atol=1e-4)
+
+
+def test_question_answering_parity():
+    from keras_transformer.models.bert import BertQuestionAnswering
+
+    folder = os.path.join(FIXTURES, "bert_qa")
+    expected = _expected(folder)
+    model = from_huggingface(folder)
+    assert isinstance(model, BertQuestionAnswering)
+    out = model(_inputs(expected))
+    _check_close("bert_qa start_logits", out["start_logits"], expected["start_logits"])
+    _check_close("bert_qa end_logits", out["end_logits"], expected["end_logits"])

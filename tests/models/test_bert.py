@@ -13,6 +13,7 @@ from keras_transformer.models.bert import (
     BertConfig,
     BertMaskedLM,
     BertOutputBias,
+    BertQuestionAnswering,
     BertSentenceEmbedding,
     BertTokenClassifier,
 )
@@ -100,6 +101,23 @@ def test_classifier():
     run_model_test(model_fn, INPUTS, {"logits": (BATCH, 3)}, fit_data=(INPUTS, np.array([0, 2]), None))
 
 
+def test_question_answering():
+    def model_fn():
+        model = BertQuestionAnswering(_backbone())
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        return model
+
+    labels = {"start_logits": np.array([4, 2]), "end_logits": np.array([6, 3])}  # spans inside the context
+    model, _ = run_model_test(model_fn, INPUTS, {"start_logits": (BATCH, LENGTH), "end_logits": (BATCH, LENGTH)},
+                              fit_data=(INPUTS, labels, None))
+    # The two logits are the two columns of one dense layer over the sequence output.
+    sequence = to_numpy(model.backbone(INPUTS)["sequence_output"]).astype("float64")
+    kernel, bias = (to_numpy(w).astype("float64") for w in model.output_dense.weights)
+    out = model(INPUTS)
+    np.testing.assert_allclose(to_numpy(out["start_logits"]), sequence @ kernel[:, 0] + bias[0], atol=1e-5)
+    np.testing.assert_allclose(to_numpy(out["end_logits"]), sequence @ kernel[:, 1] + bias[1], atol=1e-5)
+
+
 def test_token_classifier():
     def model_fn():
         model = BertTokenClassifier(_backbone(), num_classes=5)
@@ -161,8 +179,9 @@ def test_sentence_embedding_is_masked_mean(normalize):
         lambda b: BertClassifier(b, num_classes=3),
         lambda b: BertTokenClassifier(b, num_classes=4),
         lambda b: BertSentenceEmbedding(b, normalize=True),
+        lambda b: BertQuestionAnswering(b),
     ],
-    ids=["masked_lm", "classifier", "token_classifier", "sentence_embedding"],
+    ids=["masked_lm", "classifier", "token_classifier", "sentence_embedding", "question_answering"],
 )
 def test_task_saving(task):
     model = task(_backbone())

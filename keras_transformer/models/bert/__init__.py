@@ -6,5 +6,6 @@ from keras_transformer.models.bert.bert_classifier import BertClassifier
 from keras_transformer.models.bert.bert_config import BertConfig
 from keras_transformer.models.bert.bert_masked_lm import BertMaskedLM
 from keras_transformer.models.bert.bert_output_bias import BertOutputBias
+from keras_transformer.models.bert.bert_question_answering import BertQuestionAnswering
 from keras_transformer.models.bert.bert_sentence_embedding import BertSentenceEmbedding
 from keras_transformer.models.bert.bert_token_classifier import BertTokenClassifier
