@@ -262,3 +262,48 @@ class Task(_FunctionalModel):
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)
+
+
+class GenerativeTask(Task):
+    """A `Task` that generates: its `generation_config` and the `generate` entry points.
+
+    `generation_config` is a dict of Hugging Face `GenerationConfig` settings
+    (an imported checkpoint's `generation_config.json`): the defaults of
+    `generate()` for every setting the caller does not pass. It is saved in
+    `.keras` files and fixed into exported `generate` signatures. Subclasses
+    supply `initial_cache`, `call_with_cache` and `generation_adapter()`
+    (the decoding core's prefill and step).
+    """
+
+    def __init__(self, backbone, inputs, outputs, generation_config=None, **kwargs):
+        super().__init__(backbone, inputs=inputs, outputs=outputs, **kwargs)
+        self.generation_config = dict(generation_config or {})
+
+    def get_config(self):
+        config = super().get_config()
+        if self.generation_config:
+            config["generation_config"] = dict(self.generation_config)
+        return config
+
+    def generation_adapter(self, use_cache=True):
+        raise NotImplementedError(f"{type(self).__name__} does not define generation_adapter()")
+
+    def generate(self, inputs, max_new_tokens=None, **kwargs):
+        """Generates from `inputs` (the task's prompt dict); see `keras_transformer.generation.generate`.
+
+        Returns `{"token_ids", "padding_mask"}` (and `log_probs` or
+        `sequence_scores` on request); settings not passed come from
+        `self.generation_config`.
+
+        >>> lm.generate({"token_ids": ids, "padding_mask": mask}, max_new_tokens=20,
+        ...             do_sample=True, top_p=0.9, seed=0)
+        """
+        from keras_transformer.generation import generate  # generation builds on the models
+
+        return generate(self, inputs, max_new_tokens, **kwargs)
+
+    def stream_generate(self, inputs, max_new_tokens=None, **kwargs):
+        """Yields the new tokens step by step; see `keras_transformer.generation.stream_generate`."""
+        from keras_transformer.generation import stream_generate
+
+        return stream_generate(self, inputs, max_new_tokens, **kwargs)

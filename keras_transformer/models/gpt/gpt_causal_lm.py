@@ -3,13 +3,13 @@
 import keras
 from keras import ops
 
-from keras_transformer.models.backbone import Task, token_cross_entropy, token_metrics
+from keras_transformer.models.backbone import GenerativeTask, token_cross_entropy, token_metrics
 from keras_transformer.models.gpt.gpt_backbone import GPTBackbone
 from keras_transformer.registration import register
 
 
 @register
-class GPTCausalLM(Task):
+class GPTCausalLM(GenerativeTask):
     """Next-token logits from a `GPTBackbone`.
 
     The output projection is the backbone's `token_embedding` called with
@@ -53,15 +53,7 @@ class GPTCausalLM(Task):
         hidden = backbone(inputs)["sequence_output"]
         # Calls the backbone's own embedding layer, so the head shares its table.
         logits = backbone.token_embedding(hidden, reverse=True)
-        super().__init__(backbone, inputs=inputs, outputs={"logits": logits}, **kwargs)
-        # Hugging Face GenerationConfig names -> values: generate()'s defaults (saved in .keras).
-        self.generation_config = dict(generation_config or {})
-
-    def get_config(self):
-        config = super().get_config()
-        if self.generation_config:
-            config["generation_config"] = dict(self.generation_config)
-        return config
+        super().__init__(backbone, inputs, {"logits": logits}, generation_config, **kwargs)
 
     def compile_defaults(self):
         """`compile()`'s "auto" arguments: Adam(2e-5) (fine-tuning; pass your own to
@@ -142,28 +134,6 @@ class GPTCausalLM(Task):
     def generation_adapter(self, use_cache=True):
         """The decoding core's adapter (see `keras_transformer.generation.decoding`)."""
         return _CausalAdapter(self, use_cache)
-
-    def generate(self, inputs, max_new_tokens=None, **kwargs):
-        """Continues prompts; see `keras_transformer.generation.generate` for every option.
-
-        `inputs` is `{"token_ids", "padding_mask"}`, right- or left-padded;
-        returns `{"token_ids", "padding_mask"}` (and `log_probs` on request)
-        with the prompts followed by up to `max_new_tokens` tokens per row,
-        in the same padding layout. Settings not passed come from
-        `self.generation_config` (an imported `generation_config.json`).
-
-        >>> lm.generate({"token_ids": ids, "padding_mask": mask}, max_new_tokens=20,
-        ...             do_sample=True, top_p=0.9, seed=0)
-        """
-        from keras_transformer.generation import generate  # generation builds on the models
-
-        return generate(self, inputs, max_new_tokens, **kwargs)
-
-    def stream_generate(self, inputs, max_new_tokens=None, **kwargs):
-        """Yields the new tokens step by step; see `keras_transformer.generation.stream_generate`."""
-        from keras_transformer.generation import stream_generate
-
-        return stream_generate(self, inputs, max_new_tokens, **kwargs)
 
 
 class _CausalAdapter:

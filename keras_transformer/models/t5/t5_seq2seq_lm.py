@@ -3,13 +3,13 @@
 import keras
 from keras import ops
 
-from keras_transformer.models.backbone import Task, token_cross_entropy, token_metrics
+from keras_transformer.models.backbone import GenerativeTask, token_cross_entropy, token_metrics
 from keras_transformer.models.t5.t5_backbone import T5Backbone
 from keras_transformer.registration import register
 
 
 @register
-class T5Seq2SeqLM(Task):
+class T5Seq2SeqLM(GenerativeTask):
     """Next-token logits of the T5 decoder, given the encoder input.
 
     The head is the transposed shared embedding when the backbone's
@@ -67,15 +67,7 @@ class T5Seq2SeqLM(Task):
         inputs = backbone.input
         hidden = backbone(inputs)["decoder_sequence_output"]
         outputs = {"logits": self._logits(hidden, backbone)}
-        super().__init__(backbone, inputs=inputs, outputs=outputs, **kwargs)
-        # Hugging Face GenerationConfig names -> values: generate()'s defaults (saved in .keras).
-        self.generation_config = dict(generation_config or {})
-
-    def get_config(self):
-        config = super().get_config()
-        if self.generation_config:
-            config["generation_config"] = dict(self.generation_config)
-        return config
+        super().__init__(backbone, inputs, outputs, generation_config, **kwargs)
 
     def _logits(self, hidden, backbone=None):
         """(batch, target, hidden_dim) final decoder states -> (batch, target, vocab) logits."""
@@ -180,25 +172,6 @@ class T5Seq2SeqLM(Task):
     def generation_adapter(self, use_cache=True):
         """The decoding core's adapter (see `keras_transformer.generation.decoding`)."""
         return _Seq2SeqAdapter(self, use_cache)
-
-    def generate(self, inputs, max_new_tokens=None, **kwargs):
-        """Generates outputs for `{"encoder_token_ids", "encoder_padding_mask"}`.
-
-        The encoder runs once; decoder self-attention and cross-attention
-        keys/values are cached. Returns `{"token_ids", "padding_mask"}` of shape
-        (batch, 1 + max_new_tokens), starting with the decoder start token.
-        Settings not passed come from `self.generation_config`. See
-        `keras_transformer.generation.generate` for the options.
-        """
-        from keras_transformer.generation import generate  # generation builds on the models
-
-        return generate(self, inputs, max_new_tokens, **kwargs)
-
-    def stream_generate(self, inputs, max_new_tokens=None, **kwargs):
-        """Yields the new tokens step by step; see `keras_transformer.generation.stream_generate`."""
-        from keras_transformer.generation import stream_generate
-
-        return stream_generate(self, inputs, max_new_tokens, **kwargs)
 
 
 class _Seq2SeqAdapter:
