@@ -2,7 +2,7 @@
 
     from keras_transformer.export import export, verify
     path = export(model, "models/gpt", tokenizer=tokenizer)     # -> models/gpt/1
-    verify("models/gpt")                                          # checks the newest version
+    report = verify("models/gpt")                                 # checks the newest version; report["problems"]
 
     python -m keras_transformer.export export runs/gpt models/gpt
     python -m keras_transformer.export verify models/gpt
@@ -32,4 +32,4 @@ gives the command).
 
 from keras_transformer.export.exporter import export  # noqa: F401
 from keras_transformer.export.signatures import supported_signatures  # noqa: F401
-from keras_transformer.export.verify import verify  # noqa: F401
+from keras_transformer.export.verify import format_report, verify  # noqa: F401

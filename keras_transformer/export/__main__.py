@@ -51,7 +51,7 @@ def _parser():
 
 def main(argv=None):
     args = _parser().parse_args(argv)
-    from keras_transformer.export import export, verify
+    from keras_transformer.export import export, format_report, verify
 
     try:
         if args.command == "export":
@@ -62,6 +62,7 @@ def main(argv=None):
             print(path)
             return 0
         report = verify(args.path, model_name=args.model_name)
+        print(format_report(report))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

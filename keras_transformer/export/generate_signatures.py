@@ -47,7 +47,7 @@ import tensorflow as tf
 
 from keras_transformer.export import text_graph
 from keras_transformer.export.model_signatures import model_config
-from keras_transformer.export.signature import Signature, assert_all, checked, row_settings
+from keras_transformer.export.signature_spec import Signature, assert_all, checked, row_settings
 from keras_transformer.generation import decoding
 from keras_transformer.generation.choosers import RowChooser
 from keras_transformer.generation.config import resolve

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_transformer.export.signature import Signature, assert_all, checked
+from keras_transformer.export.signature_spec import Signature, assert_all, checked
 
 INT64_SUFFIX = "_int64"
 # Inputs that must have equal shapes, per family.

@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from keras_transformer.export import text_graph
 from keras_transformer.export.model_signatures import model_config
-from keras_transformer.export.signature import Signature, as_numpy, assert_all, checked
+from keras_transformer.export.signature_spec import Signature, as_numpy, assert_all, checked
 
 TEXT_INPUT = {"text": tf.TensorSpec([None], tf.string, name="text")}
 

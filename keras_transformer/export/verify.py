@@ -63,40 +63,57 @@ def problems(report, warmup_signatures=None):
     return found
 
 
-def verify(path, model_name=None, print_fn=print):
-    """Checks an export (base path -> newest version); prints a report; returns it with `problems`."""
+def verify(path, model_name=None):
+    """Checks an export (base path -> newest version); returns the report, with `problems` (empty when OK).
+
+    `format_report(report)` turns it into the text the CLI prints.
+    """
     version_dir = version_folder(os.fspath(path))
     report = run_check(version_dir)
     has_warmup = os.path.isfile(os.path.join(version_dir, requests.WARMUP_FILE))
     warmup = {r.model_spec.signature_name: r for r in requests.read_warmup(version_dir)} if has_warmup else {}
-    model_name = model_name or next((r.model_spec.name for r in warmup.values()), "model")
+    report["model_name"] = model_name or next((r.model_spec.name for r in warmup.values()), "model")
     report["problems"] = problems(report, list(warmup) if has_warmup else None)
     report["version_dir"] = version_dir
-    print_fn(f"SavedModel {version_dir}")
-    print_fn(f"ops: {len(report['ops']['core'])} core TensorFlow, tensorflow-text: "
-             f"{report['ops']['tensorflow_text'] or 'none'}, unknown: {report['ops']['unknown'] or 'none'}")
-    print_fn(f"XLA-compiled functions / XLA-only ops: {report['xla'] or 'none'}")
-    if not has_warmup:
-        print_fn(f"note: no {requests.WARMUP_FILE}: the first request of each signature pays its setup")
+    report["has_warmup"] = has_warmup
+    report["examples"] = {}
+    for name, request in warmup.items():
+        if requests.readable(request):
+            report["examples"][name] = {"rest": requests.rest_example(report["model_name"], request),
+                                        "grpc": str(request).strip()}
+        else:
+            report["examples"][name] = {"bytes": request.ByteSize()}
+    return report
+
+
+def format_report(report):
+    """The human-readable text of a `verify()` report."""
+    lines = [f"SavedModel {report['version_dir']}",
+             f"ops: {len(report['ops']['core'])} core TensorFlow, tensorflow-text: "
+             f"{report['ops']['tensorflow_text'] or 'none'}, unknown: {report['ops']['unknown'] or 'none'}",
+             f"XLA-compiled functions / XLA-only ops: {report['xla'] or 'none'}"]
+    if not report["has_warmup"]:
+        lines.append(f"note: no {requests.WARMUP_FILE}: the first request of each signature pays its setup")
     for name, spec in report["signatures"].items():
         if name.startswith("__"):
             continue
-        print_fn(f"\n== signature {name}")
+        lines.append(f"\n== signature {name}")
         for kind in ("inputs", "outputs"):
             for key, value in spec[kind].items():
-                print_fn(f"  {kind[:-1]:6} {key}: {value['dtype']} {value['shape']}")
+                lines.append(f"  {kind[:-1]:6} {key}: {value['dtype']} {value['shape']}")
         comparison = report["comparisons"].get(name)
         if comparison is not None:
             state = "OK" if comparison["ok"] else "DIFFERS"
-            print_fn(f"  vs Keras model: {state} {comparison.get('error') or comparison['outputs']}")
+            lines.append(f"  vs Keras model: {state} {comparison.get('error') or comparison['outputs']}")
             if "first_call_seconds" in comparison:
-                print_fn(f"  latency on the reference request: first call {comparison['first_call_seconds']:.3f} s "
-                         f"(absorbed by the warm-up), then {comparison['second_call_seconds']:.3f} s")
-        if name in warmup and not requests.readable(warmup[name]):
-            print_fn(f"  warm-up request: {warmup[name].ByteSize():,} bytes (not printed)")
-        elif name in warmup:
-            print_fn("  REST:  " + requests.rest_example(model_name, warmup[name]))
-            print_fn("  gRPC PredictRequest:\n    " + str(warmup[name]).strip().replace("\n", "\n    "))
-    print_fn("\n" + ("OK: servable by tensorflow_model_server" if not report["problems"]
-                     else "PROBLEMS:\n  " + "\n  ".join(report["problems"])))
-    return report
+                lines.append(f"  latency on the reference request: first call {comparison['first_call_seconds']:.3f} s "
+                             f"(absorbed by the warm-up), then {comparison['second_call_seconds']:.3f} s")
+        example = report["examples"].get(name)
+        if example and "bytes" in example:
+            lines.append(f"  warm-up request: {example['bytes']:,} bytes (not printed)")
+        elif example:
+            lines.append("  REST:  " + example["rest"])
+            lines.append("  gRPC PredictRequest:\n    " + example["grpc"].replace("\n", "\n    "))
+    lines.append("\n" + ("OK: servable by tensorflow_model_server" if not report["problems"]
+                         else "PROBLEMS:\n  " + "\n  ".join(report["problems"])))
+    return "\n".join(lines)
