@@ -17,6 +17,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_status_pb2, i
                                      prediction_log_pb2, regression_pb2)
 
 from serving import metrics, tensor_proto
+from serving.layout import WARMUP_FILE
 from serving.errors import Code, Deadline, ServingError, failed_precondition, invalid_argument
 from serving.validation import check_tensor, validate_inputs
 
@@ -26,7 +27,6 @@ DEFAULT_SIGNATURE = "serving_default"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 PREDICT_METHOD = "tensorflow/serving/predict"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
 def serialized_examples(request_input):

@@ -1,6 +1,6 @@
 """Step checkpoints that a kill at any moment cannot corrupt.
 
-Layout, under OUTPUT/checkpoints/:
+Layout, under OUTPUT/checkpoints/ (defined in `keras_transformer.run_folder`):
 
     ckpt-00000100/model.weights.h5   model and optimizer variables (Keras `save_weights`)
     ckpt-00000100/state.json         {"step", "weights_sha256", "history", ...}
@@ -17,19 +17,23 @@ optimizer but its batch is still consumed.
 """
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import warnings
 
-logger = logging.getLogger(__name__)
+from keras_transformer.run_folder import (  # the run folder's one definition
+    PARTIAL_PREFIX,
+    STATE_FILE,
+    WEIGHTS_FILE,
+    checkpoint_name,
+    checkpoint_steps,
+    read_checkpoint_state,
+    sha256,
+)
 
-WEIGHTS_FILE = "model.weights.h5"
-STATE_FILE = "state.json"
-NAME = re.compile(r"^ckpt-(\d{8})$")
+logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -39,14 +43,6 @@ def quiet_numpy_copy_warnings():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
         yield
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync(path):
@@ -73,24 +69,17 @@ class CheckpointManager:
 
     def steps(self):
         """Steps of the complete-looking (final-named) checkpoints, oldest first."""
-        if not os.path.isdir(self.directory):
-            return []
-        return sorted(int(m.group(1)) for m in map(NAME.match, os.listdir(self.directory)) if m)
+        return checkpoint_steps(self.directory)
 
     def path(self, step):
-        return os.path.join(self.directory, f"ckpt-{step:08d}")
+        return os.path.join(self.directory, checkpoint_name(step))
 
     def read_state(self, step):
         """The checkpoint's state dict, or None (with a warning) when it fails verification."""
         folder = self.path(step)
         try:
-            with open(os.path.join(folder, STATE_FILE), encoding="utf-8") as handle:
-                state = json.load(handle)
-            if state.get("step") != step:
-                raise ValueError(f"state.json says step {state.get('step')}")
-            if _sha256(os.path.join(folder, WEIGHTS_FILE)) != state["weights_sha256"]:
-                raise ValueError("the weights do not match their recorded SHA-256")
-        except (OSError, ValueError, KeyError) as error:
+            state = read_checkpoint_state(folder)
+        except ValueError as error:
             logger.warning("ignoring the damaged checkpoint %s: %s", folder, error)
             return None
         return state
@@ -113,14 +102,14 @@ class CheckpointManager:
         if not self.writer:
             return final
         os.makedirs(self.directory, exist_ok=True)
-        temporary = os.path.join(self.directory, f".tmp-ckpt-{step:08d}-{os.getpid()}")
+        temporary = os.path.join(self.directory, f"{PARTIAL_PREFIX}{step:08d}-{os.getpid()}")
         shutil.rmtree(temporary, ignore_errors=True)
         os.makedirs(temporary)
         weights = os.path.join(temporary, WEIGHTS_FILE)
         with quiet_numpy_copy_warnings():
             model.save_weights(weights)
         _fsync(weights)
-        state = dict(state, step=step, weights_file=WEIGHTS_FILE, weights_sha256=_sha256(weights))
+        state = dict(state, step=step, weights_file=WEIGHTS_FILE, weights_sha256=sha256(weights))
         state_path = os.path.join(temporary, STATE_FILE)
         with open(state_path, "w", encoding="utf-8") as handle:
             json.dump(state, handle, indent=2)
@@ -144,5 +133,5 @@ class CheckpointManager:
         if not (self.writer and os.path.isdir(self.directory)):
             return
         for name in os.listdir(self.directory):
-            if name.startswith(".tmp-ckpt-"):
+            if name.startswith(PARTIAL_PREFIX):
                 shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)

@@ -27,11 +27,12 @@ from keras_transformer.models import (
 )
 from keras_transformer.models.backbone import Backbone, Task
 from keras_transformer.models.lora import has_lora, merged_copy
+from keras_transformer.run_folder import MODEL_FILE, RUN_CONFIG, TOKENIZER_DIR
 from training.config import DEFAULT_PRESETS
 
 FORMAT = "keras_transformer.training"
 FORMAT_VERSION = 1
-MODEL_CONFIG_FILE = "config.json"
+MODEL_CONFIG_FILE = RUN_CONFIG
 BACKBONES = {"gpt": GPTBackbone, "bert": BertBackbone, "t5": T5Backbone}
 
 
@@ -91,7 +92,7 @@ def load_init(path):
         config_path = os.path.join(path, MODEL_CONFIG_FILE)
         described = _read_json(config_path) if os.path.isfile(config_path) else {}
         if described.get("format") == FORMAT:
-            folder, keras_file = path, os.path.join(path, "model.keras")
+            folder, keras_file = path, os.path.join(path, MODEL_FILE)
             if not os.path.isfile(keras_file):
                 raise ValueError(f"--init {path!r} holds no model.keras: that run has not finished; "
                                  f"resume it first (the same command again)")
@@ -108,7 +109,7 @@ def load_init(path):
     else:
         raise ValueError(f"--init {path!r} must be a .keras file or a folder")
     model = keras.saving.load_model(keras_file, compile=False)  # the classes registered on import above
-    tokenizer_dir = os.path.join(folder, "tokenizer")
+    tokenizer_dir = os.path.join(folder, TOKENIZER_DIR)
     labels = None
     config_path = os.path.join(folder, MODEL_CONFIG_FILE)
     if os.path.isfile(config_path):

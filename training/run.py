@@ -32,6 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_transformer.run_folder import CHECKPOINTS_DIR, MODEL_FILE, RUN_CONFIG, TOKENIZER_DIR
 from keras_transformer.text.tokenizers import save_tokenizer
 from training import data, distribution, modeling
 from training.callbacks import Checkpointer, Progress, StepTracker, TensorBoardLogger
@@ -41,7 +42,7 @@ from training.optimizer import build_optimizer, wrap_for_policy
 
 logger = logging.getLogger(__name__)
 
-RUN_FILES = ("run_config.json", "config.json", "summary.json", "model.keras", "tokenizer", "checkpoints", "logs",
+RUN_FILES = ("run_config.json", RUN_CONFIG, "summary.json", MODEL_FILE, TOKENIZER_DIR, CHECKPOINTS_DIR, "logs",
              "workers")
 
 
@@ -114,9 +115,9 @@ def _weights_fingerprint(model):
 def _sources(config, output, resuming):
     """(family, init, tokenizer folder, labels, saved model description) before the model is built."""
     if resuming:
-        with open(os.path.join(output, "config.json"), encoding="utf-8") as handle:
+        with open(os.path.join(output, RUN_CONFIG), encoding="utf-8") as handle:
             described = json.load(handle)
-        return described["family"], None, os.path.join(output, "tokenizer"), described.get("labels"), described
+        return described["family"], None, os.path.join(output, TOKENIZER_DIR), described.get("labels"), described
     init = modeling.load_init(config.init) if config.init else None
     family = init.family if init else config.resolved_family
     needed = {"classify": "bert", "text-to-text": "t5"}.get(config.task, config.family)
@@ -138,7 +139,7 @@ def prepare(config, echo):
     keras.utils.set_random_seed(config.seed)  # before any pipeline (see text.tokenizers.refresh_graph_resources)
 
     output = config.output_dir(config.family or (modeling.peek_family(config.init) if config.init else None))
-    manager = CheckpointManager(os.path.join(output, "checkpoints"), config.keep_checkpoints, writer=chief)
+    manager = CheckpointManager(os.path.join(output, CHECKPOINTS_DIR), config.keep_checkpoints, writer=chief)
     latest = _earlier_run(output, config, manager)
     if chief and config.overwrite:
         _clear(output)
@@ -186,9 +187,9 @@ def prepare(config, echo):
         manager.remove_partial()
         if not latest:
             _write_json(os.path.join(output, "run_config.json"), config.to_dict())
-            _write_json(os.path.join(output, "config.json"),
+            _write_json(os.path.join(output, RUN_CONFIG),
                         modeling.describe(model, family, config, corpus.labels, shapes))
-            save_tokenizer(tokenizer, os.path.join(output, "tokenizer"))
+            save_tokenizer(tokenizer, os.path.join(output, TOKENIZER_DIR))
     return setup
 
 
@@ -258,7 +259,7 @@ def _train(config, callbacks, echo):
         _write_json(os.path.join(s.output, "workers", f"{distribution.worker_name(s.strategy)}.json"),
                     {"step": tracker.step, "weights_sha256": summary["weights_sha256"]})
     if s.chief:
-        model_file = os.path.join(s.output, "model.keras")
+        model_file = os.path.join(s.output, MODEL_FILE)
         diverged = not math.isfinite(summary["final_validation"]["loss"])
         if not diverged and (start < total or not os.path.isfile(model_file)):
             _save_model(model, s.output)
@@ -302,7 +303,7 @@ def _reload_difference(model, path, validation):
 
 def _save_model(model, output):
     """Writes OUTPUT/model.keras atomically (temporary name, then rename)."""
-    path = os.path.join(output, "model.keras")
+    path = os.path.join(output, MODEL_FILE)
     temporary = os.path.join(output, f".model-{os.getpid()}.keras")
     with quiet_numpy_copy_warnings():
         modeling.inference_copy(model).save(temporary)

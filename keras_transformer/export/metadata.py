@@ -14,10 +14,9 @@ import os
 
 import numpy as np
 
+from serving.layout import METADATA_FILE, README_FILE, REFERENCE_FILE  # noqa: F401  (the version folder's names)
+
 FORMAT_VERSION = 1
-METADATA_FILE = os.path.join("assets.extra", "keras_transformer_export.json")
-README_FILE = os.path.join("assets.extra", "README.md")
-REFERENCE_FILE = os.path.join("assets.extra", "keras_transformer_reference.npz")
 
 
 def library_versions():

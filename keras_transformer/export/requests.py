@@ -15,7 +15,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+from serving.layout import WARMUP_FILE  # noqa: F401  (re-exported: requests.WARMUP_FILE)
+
 
 
 _TYPED_FIELDS = {"float32": "float_val", "float64": "double_val", "int32": "int_val", "int64": "int64_val",

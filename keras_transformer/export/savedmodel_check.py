@@ -36,7 +36,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
 from tensorflow.python.framework import op_def_registry  # noqa: E402
 
-REFERENCE_FILE = os.path.join("assets.extra", "keras_transformer_reference.npz")
+from serving.layout import REFERENCE_FILE  # noqa: E402  (imports nothing but os)
 XLA_ATTRIBUTE = "_XlaMustCompile"
 
 

@@ -15,29 +15,24 @@ checkpoint is rebuilt from `config.json`'s Keras config. Class labels in
 (or a single `*.keras`) and a `tokenizer/` works the same way.
 """
 
-import hashlib
 import json
 import os
-import re
 
 import keras
 
+from keras_transformer.run_folder import (
+    CHECKPOINT_NAME,
+    CHECKPOINTS_DIR,
+    MODEL_FILE,
+    RUN_CONFIG,
+    STATE_FILE,
+    TOKENIZER_DIR,
+    WEIGHTS_FILE,
+    checkpoint_name,
+    checkpoint_steps,
+    read_checkpoint_state,
+)
 from keras_transformer.text.tokenizers import CONFIG_FILE
-
-MODEL_FILE = "model.keras"
-RUN_CONFIG = "config.json"
-CHECKPOINT = re.compile(r"^ckpt-(\d+)$")
-WEIGHTS_FILE = "model.weights.h5"
-STATE_FILE = "state.json"
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def _run_config(folder):
     path = os.path.join(folder, RUN_CONFIG)
@@ -49,23 +44,19 @@ def _run_config(folder):
 
 
 def _verified_weights(checkpoint):
-    """The checkpoint's weights file if its SHA-256 matches state.json, else None."""
+    """The checkpoint's weights file if it matches its state.json, else None."""
     try:
-        with open(os.path.join(checkpoint, STATE_FILE), encoding="utf-8") as handle:
-            expected = json.load(handle)["weights_sha256"]
-        weights = os.path.join(checkpoint, WEIGHTS_FILE)
-        return weights if _sha256(weights) == expected else None
-    except (OSError, ValueError, KeyError):
+        read_checkpoint_state(checkpoint)
+    except ValueError:
         return None
+    return os.path.join(checkpoint, WEIGHTS_FILE)
 
 
 def _newest_checkpoint(folder):
-    directory = os.path.join(folder, "checkpoints")
-    names = sorted((n for n in (os.listdir(directory) if os.path.isdir(directory) else []) if CHECKPOINT.match(n)),
-                   key=lambda n: int(CHECKPOINT.match(n).group(1)), reverse=True)
-    for name in names:
-        if _verified_weights(os.path.join(directory, name)):
-            return os.path.join(directory, name)
+    directory = os.path.join(folder, CHECKPOINTS_DIR)
+    for step in reversed(checkpoint_steps(directory)):
+        if _verified_weights(os.path.join(directory, checkpoint_name(step))):
+            return os.path.join(directory, checkpoint_name(step))
     return None
 
 
@@ -91,7 +82,7 @@ def _find_model_file(folder):
 
 def find_tokenizer_folder(folder):
     """The saved-tokenizer folder of a run folder, or None."""
-    for candidate in (os.path.join(folder, "tokenizer"), folder):
+    for candidate in (os.path.join(folder, TOKENIZER_DIR), folder):
         if os.path.isfile(os.path.join(candidate, CONFIG_FILE)):
             return candidate
     return None
@@ -108,7 +99,7 @@ def load_model_path(path):
         return keras.saving.load_model(path, compile=False), None, None
     if not os.path.isdir(path):
         raise ValueError(f"model path {path!r} does not exist")
-    checkpoint = path if CHECKPOINT.match(os.path.basename(os.path.normpath(path))) else None
+    checkpoint = path if CHECKPOINT_NAME.match(os.path.basename(os.path.normpath(path))) else None
     folder = os.path.dirname(os.path.dirname(os.path.normpath(path))) if checkpoint else path
     config = _run_config(folder)
     labels = config.get("labels") if config else None
