@@ -16,7 +16,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import (classification_pb2, get_model_status_pb2, inference_pb2,
                                      prediction_log_pb2, regression_pb2)
 
-from serving import metrics, tensor_proto
+from serving import access_log, metrics, tensor_proto
 from serving.layout import WARMUP_FILE
 from serving.errors import Code, Deadline, ServingError, failed_precondition, invalid_argument
 from serving.validation import check_tensor, validate_inputs
@@ -61,6 +61,7 @@ class ServingCore:
         passed, or whose client has gone, is dropped before it starts. Past the deadline the caller
         gets DEADLINE_EXCEEDED at once; a run that had already started finishes on its own and
         keeps its version loaded until then."""
+        access_log.note(model=servable.name, version=servable.version, signature=signature)
         deadline = Deadline.of(deadline)
         if deadline is not None:
             deadline.check("Deadline exceeded before the model ran")
@@ -215,6 +216,7 @@ class ServingCore:
     def metadata(self, model, version, label):
         """-> (resolved version, SignatureDefMap)."""
         with self.manager.handle(model, version, label) as servable:
+            access_log.note(model=model, version=servable.version)
             return servable.version, servable.signature_def_map()
 
     def status(self, model, version=None):
@@ -225,6 +227,21 @@ class ServingCore:
         return response
 
     # ------------------------------------------------------------------ warmup
+    def list_models(self):
+        """[(name, GetModelStatusResponse)] of every configured model (no versions yet: an empty list)."""
+        listed = []
+        for name in self.manager.model_names():
+            try:
+                listed.append((name, self.status(name)))
+            except ServingError:
+                listed.append((name, get_model_status_pb2.GetModelStatusResponse()))
+        return listed
+
+    def readiness(self):
+        """{model name: bool}: whether each configured model has an AVAILABLE version."""
+        available = self.manager.available()
+        return {name: bool(available.get(name)) for name in self.manager.model_names()}
+
     def warmup(self, servable, iterations=1):
         """Replays assets.extra/tf_serving_warmup_requests (PredictionLog records), each `iterations` times
         (--num_request_iterations_for_warmup), on a new version; returns the number of runs."""

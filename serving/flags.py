@@ -8,9 +8,10 @@ server (TFLite, TPU, ALTS, profiler service, platform config map, GPU memory
 fraction) is accepted, and when given the start-up log names it once as
 having no effect.
 
-`FLAGS` is the table; `NO_EFFECT` says why for the flags without effect. Three
-flags are ours (not in TF Serving): `--bind_address`, `--max_request_bytes`,
-`--shutdown_grace_seconds`.
+`FLAGS` is the table; `NO_EFFECT` says why for the flags without effect.
+`OWN_FLAGS` are ours (not in TF Serving): `--bind_address`, `--max_request_bytes`,
+`--shutdown_grace_seconds`, `--access_log_file`, `--rest_api_ssl_cert_file`,
+`--rest_api_ssl_key_file`.
 """
 
 import argparse
@@ -91,6 +92,9 @@ OWN_FLAGS = (
          "(not in TF Serving) address to listen on; 0.0.0.0 for every interface, as tensorflow_model_server does"),
     Flag("max_request_bytes", int, 64 * 2**20, "(not in TF Serving) largest REST body / gRPC message; 0: no limit"),
     Flag("shutdown_grace_seconds", float, 30.0, "(not in TF Serving) how long SIGTERM waits for in-flight requests"),
+    Flag("access_log_file", str, "", "(not in TF Serving) one JSON line per request (no tensor contents); - = stderr"),
+    Flag("rest_api_ssl_cert_file", str, "", "(not in TF Serving) PEM certificate: the REST port speaks HTTPS"),
+    Flag("rest_api_ssl_key_file", str, "", "(not in TF Serving) PEM private key for --rest_api_ssl_cert_file"),
 )
 
 NO_EFFECT = {

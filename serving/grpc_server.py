@@ -29,7 +29,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      regression_pb2)
 
 from serving import config as config_lib
-from serving import metrics, tensor_proto
+from serving import access_log, metrics, tensor_proto
 from serving.completions import Generation, add_stream_service
 from serving.errors import Code, Deadline, ServingError, from_exception, invalid_argument, truncate_for_grpc
 
@@ -59,26 +59,35 @@ def _fill_spec(target, name, version, signature_name=None):
 
 
 def _rpc(method):
-    """Turns ServingErrors (and anything else) into gRPC statuses."""
+    """Turns ServingErrors (and anything else) into gRPC statuses; writes the access log line."""
 
     def wrapper(self, request, context):
+        record = {"entrypoint": "grpc", "peer": context.peer(), "api": method.__name__}
+        started, status, response = time.monotonic(), "OK", None
         try:
             with metrics.entrypoint(metrics.GRPC):
-                return method(self, request, context)
+                response = access_log.bound(record, method, self, request, context)
+                return response
         except Exception as error:  # noqa: BLE001 - every failure becomes a status
             failure = from_exception(error)
+            status = failure.code.name
             if failure.code in (Code.INTERNAL, Code.UNKNOWN):
                 logger.exception("gRPC %s failed", method.__name__)
             context.abort(grpc.StatusCode[failure.code.name], truncate_for_grpc(failure.message))
+        finally:
+            if self.access_log is not None:
+                self.access_log.write(record, started, status=status, bytes_in=request.ByteSize(),
+                                      bytes_out=response.ByteSize() if response is not None else 0)
 
     wrapper.__name__ = method.__name__
     return wrapper
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, core, tensor_content=False):
+    def __init__(self, core, tensor_content=False, access_log=None):
         self.core = core
         self.tensor_content = tensor_content
+        self.access_log = access_log
 
     @_rpc
     def Predict(self, request, context):
@@ -140,8 +149,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, core):
+    def __init__(self, core, access_log=None):
         self.core = core
+        self.access_log = access_log
 
     @_rpc
     def GetModelStatus(self, request, context):
@@ -205,7 +215,7 @@ def _add_health(server):
     return health.SERVICE_NAME
 
 
-def create_server(core, options):
+def create_server(core, options, access_log=None):
     """A started-later `grpc.Server` for `options` (a ServerOptions); returns (server, bound TCP port or None).
 
     TCP is bound when `options.port` is not None (0 picks a free port), the
@@ -222,8 +232,8 @@ def create_server(core, options):
                                                                thread_name_prefix="grpc"),
                          options=list(arguments.items()))
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(core, options.enable_serialization_as_tensor_content), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
+        PredictionService(core, options.enable_serialization_as_tensor_content, access_log), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core, access_log), server)
     services = list(SERVICE_NAMES)
     services.append(add_stream_service(server, Generation(core), options.max_request_bytes))
     if options.enable_grpc_healthcheck_service:

@@ -42,6 +42,8 @@ import zlib
 
 import h11
 
+from serving import access_log
+
 logger = logging.getLogger(__name__)
 
 # Methods this server knows (RFC 9110); anything else, lowercase spellings included, is 501.
@@ -84,6 +86,8 @@ class Request:
     deadline: float = None  # monotonic seconds, None = none
     # Set when nobody waits for the answer any more: the client closed, or the server answered 504 already.
     client_gone: threading.Event = dataclasses.field(default_factory=threading.Event)
+    log: dict = dataclasses.field(default_factory=dict)  # what the handler notes for the access log
+    received: float = dataclasses.field(default_factory=time.monotonic)
 
     def header(self, name, default=None):
         name = name.lower()
@@ -167,9 +171,11 @@ class Router:
 
 
 class HttpServer:
-    def __init__(self, router, host, port, limits=None, extra_headers=()):
-        """`extra_headers`: (name, value) pairs added to every answer (CORS, for example)."""
+    def __init__(self, router, host, port, limits=None, extra_headers=(), ssl_context=None, access_log=None):
+        """`extra_headers`: (name, value) pairs added to every answer (CORS, for example);
+        `ssl_context`: serve HTTPS; `access_log`: a `serving.access_log.AccessLog` (one line per answer)."""
         self.router, self.limits, self.extra_headers = router, limits or HttpLimits(), list(extra_headers)
+        self.ssl_context, self.access_log = ssl_context, access_log
         self.stopping = False
         self._connections = set()  # _Connection objects
         self._loop = self._server = self._thread = None
@@ -202,7 +208,9 @@ class HttpServer:
 
             async def serve():
                 self._server = await asyncio.start_server(self._accept, sock=self._socket,
-                                                          backlog=self.limits.backlog)
+                                                          backlog=self.limits.backlog, ssl=self.ssl_context,
+                                                          ssl_handshake_timeout=self.limits.header_timeout
+                                                          if self.ssl_context else None)
                 ready.set()
 
             self._loop.run_until_complete(serve())
@@ -213,6 +221,15 @@ class HttpServer:
         self._thread.start()
         ready.wait(30)
         return self
+
+    def log(self, request, status, bytes_out):
+        if self.access_log is None or request is None:
+            return
+        peer = request.peer
+        record = {"entrypoint": "rest", "peer": f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer),
+                  "method": request.method, "path": request.path, **request.log}
+        self.access_log.write(record, request.received, status=status, bytes_in=len(request.body),
+                              bytes_out=bytes_out)
 
     def open_connections(self):
         return len(self._connections)
@@ -487,12 +504,14 @@ class _Connection:
         await self._send(h11.Response(status_code=result.status, headers=headers))
         await self._send(h11.Data(data=result.body if request.method != "HEAD" else b""))
         await self._send(h11.EndOfMessage())
+        self.server.log(request, result.status, len(result.body))
         return not close
 
     async def _call(self, handler, blocking, request):
         """The handler's result; a client that closes its connection meanwhile sets `client_gone`."""
         if blocking:
-            work = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(self.server._pool, handler, request))
+            work = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(
+                self.server._pool, access_log.bound, request.log, handler, request))
         else:
             work = asyncio.ensure_future(handler(request))
         watch = asyncio.ensure_future(self.reader.read(_READ_SIZE)) if not self.h11.trailing_data[1] else None
@@ -532,13 +551,16 @@ class _Connection:
         if self.h11.their_http_version == b"1.0":
             headers.append(("Connection", "close"))
         events = stream.events
+        sent = 0
         try:
             await self._send(h11.Response(status_code=stream.status, headers=headers))
             async for item in events:
                 if self.writer.transport.is_closing():
                     request.client_gone.set()
                     break
-                await self._send(h11.Data(data=EventStream.encode(item)))
+                data = EventStream.encode(item)
+                await self._send(h11.Data(data=data))
+                sent += len(data)
             else:
                 await self._send(h11.EndOfMessage())
                 return True
@@ -548,6 +570,7 @@ class _Connection:
             closer = getattr(events, "aclose", None)
             if closer is not None:
                 await closer()
+            self.server.log(request, stream.status, sent)
         return False
 
     async def _send(self, event):
@@ -580,6 +603,7 @@ class _Connection:
             await self._send(h11.EndOfMessage())
         except (ConnectionError, OSError, h11.LocalProtocolError):
             return False
+        self.server.log(request, error.status, len(body))
         return not close
 
 

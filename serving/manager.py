@@ -272,6 +272,11 @@ class ServableManager:
             raise ServingError(Code.NOT_FOUND, f"Could not find any versions of model {name}")
         return [rows[v] for v in sorted(rows)]
 
+    def model_names(self):
+        """The configured models' names, sorted."""
+        with self._lock:
+            return sorted(n for n, m in self._models.items() if m.config is not None)
+
     def available(self):
         """{model name: [available versions]} (for logs and tests)."""
         with self._lock:

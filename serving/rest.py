@@ -13,6 +13,7 @@ client has gone, and a graceful `stop()` that lets answerable requests finish.
 """
 
 import dataclasses
+import json
 import logging
 import re
 import time
@@ -20,7 +21,7 @@ import urllib.parse
 
 from google.protobuf import json_format
 
-from serving import json_response, json_tensor
+from serving import access_log, json_response, json_tensor
 from serving.errors import Code, Deadline, ServingError, from_exception, invalid_argument
 from serving.http_server import HttpLimits, HttpServer, Response, Router, json_error
 
@@ -88,6 +89,7 @@ class RestApi:
             if match is None:
                 raise malformed
             name, version, label, verb = _model_info(match)
+            access_log.note(api=verb.lower())
             if verb == "predict":
                 return self._predict(name, version, label, body, deadline)
             if verb in ("classify", "regress"):
@@ -98,8 +100,12 @@ class RestApi:
             if match is None:
                 raise malformed
             name, version, label, subresource = _model_info(match)
+            if not name and path.lower() == "/v1/models":
+                access_log.note(api="list")
+                return self._list()  # beyond TF Serving, which answers 400 here
             if not name:
                 raise invalid_argument("Missing model name in request.")
+            access_log.note(api=subresource or "status")
             if subresource == "metadata":
                 return self._metadata(name, version, label)
             # GetModelStatus only looks at the version: with a label it lists every version.
@@ -130,6 +136,14 @@ class RestApi:
             raise invalid_argument("Cannot convert empty RegressionResults to JSON")
         return json_response.regression_response(result)
 
+    def _list(self):
+        """`GET /v1/models`: {"models": [{"name", "model_version_status": [...]}, ...]}."""
+        models = []
+        for name, status in self.core.list_models():
+            entry = json_format.MessageToDict(status, always_print_fields_with_no_presence=True)
+            models.append({"name": name, "model_version_status": entry.get("model_version_status", [])})
+        return (json.dumps({"models": models}, indent=2) + "\n").encode()
+
     def _metadata(self, name, version, label):
         resolved, signature_defs = self.core.metadata(name, version, label)
         from tensorflow_serving.apis import model_pb2
@@ -150,7 +164,8 @@ class RestServer:
     example) are added with `server.router.add(...)` before `start()`.
     """
 
-    def __init__(self, api, host, port, max_request_bytes=0, enable_cors=False, limits=None):
+    def __init__(self, api, host, port, max_request_bytes=0, enable_cors=False, limits=None, ssl_context=None,
+                 access_log=None):
         self.api = api
         limits = dataclasses.replace(limits or HttpLimits(), max_body_bytes=max_request_bytes or 0)
         if max_request_bytes:
@@ -161,7 +176,8 @@ class RestServer:
         timeout = api.timeout_ms / 1000 if api.timeout_ms and api.timeout_ms > 0 else None
         self.router.add(API_PATH, self._on_request, timeout=timeout)
         try:
-            self.http = HttpServer(self.router, host, port, limits, extra_headers=cors)
+            self.http = HttpServer(self.router, host, port, limits, extra_headers=cors, ssl_context=ssl_context,
+                                   access_log=access_log)
         except OSError as error:
             raise ServingError(Code.UNAVAILABLE, f"Cannot start the REST server: {error.strerror}") from None
 

@@ -13,12 +13,15 @@ in this Python API `rest_api_port=None` disables REST and 0 picks a free port
 """
 
 import dataclasses
+import json
 import logging
 import re
+import ssl
 import time
 
 from serving import config as config_lib
-from serving import metrics
+from serving import access_log, metrics
+from serving.access_log import AccessLog
 from serving.completions import COMPLETIONS_PATH, Completions, Generation
 from serving.http_server import Response
 from serving.batching import BatchingOptions, BatchScheduler
@@ -30,6 +33,28 @@ from serving.rest import RestApi, RestServer
 from serving.servable import configure_tensorflow, load_servable
 
 logger = logging.getLogger(__name__)
+
+# Beyond TF Serving; under /v3, where TF Serving has no routes.
+HEALTH_PATHS = {"live": "/v3/health/live", "ready": "/v3/health/ready"}
+
+
+def _json(status, document):
+    return Response(status, (json.dumps(document) + "\n").encode())
+
+
+def _rest_ssl_context(options):
+    """An HTTPS context from --rest_api_ssl_cert_file / --rest_api_ssl_key_file, or None."""
+    cert, key = options.rest_api_ssl_cert_file, options.rest_api_ssl_key_file
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        raise invalid_argument("--rest_api_ssl_cert_file and --rest_api_ssl_key_file go together (PEM files)")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as error:
+        raise invalid_argument(f"Cannot load the REST TLS certificate {cert} / key {key}: {error}") from None
+    return context
 
 
 @dataclasses.dataclass
@@ -74,6 +99,10 @@ class ServerOptions:
     ssl_config_file: str = ""  # SSLConfig text proto: gRPC over TLS
     enable_grpc_healthcheck_service: bool = False
     monitoring_config_file: str = ""  # MonitoringConfig text proto: Prometheus metrics on the REST port
+    # Not TF Serving's:
+    access_log_file: str = ""  # one JSON line per request ("-": standard error)
+    rest_api_ssl_cert_file: str = ""  # PEM certificate (chain): the REST port speaks HTTPS
+    rest_api_ssl_key_file: str = ""  # PEM private key of that certificate
 
     def server_config(self):
         """The ModelServerConfig these options stand for."""
@@ -119,6 +148,8 @@ class ModelServer:
                                 max_request_bytes=self.options.max_request_bytes)
         # Where the REST front end serves serving.metrics.render(); None: not enabled (404).
         self.prometheus_path = config_lib.load_monitoring_config(self.options.monitoring_config_file)
+        self.rest_ssl_context = _rest_ssl_context(self.options)
+        self.access_log = AccessLog.open(self.options.access_log_file)
 
     def _load(self, name, version, path):
         return load_servable(name, version, path, self.options, self.core)
@@ -139,7 +170,7 @@ class ModelServer:
         if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
             self.manager.start_config_polling(options.server_config, options.model_config_file_poll_wait_seconds)
         try:
-            self._grpc, self.grpc_port = create_server(self.core, options)
+            self._grpc, self.grpc_port = create_server(self.core, options, self.access_log)
         except RuntimeError as error:  # grpc raises RuntimeError("Failed to bind ...") for a busy port
             raise ServingError(Code.UNAVAILABLE, f"Cannot start the gRPC server on {options.bind_address}:"
                                                  f"{options.port}: {error}") from None
@@ -152,7 +183,8 @@ class ModelServer:
         if options.rest_api_port is not None:
             api = RestApi(self.core, options.rest_api_timeout_in_ms)
             self._rest = RestServer(api, options.bind_address, options.rest_api_port, options.max_request_bytes,
-                                    options.rest_api_enable_cors_support)
+                                    options.rest_api_enable_cors_support, ssl_context=self.rest_ssl_context,
+                                    access_log=self.access_log)
             self._add_routes(self._rest.router)
             self._rest.start()
             self.rest_port = self._rest.port
@@ -165,9 +197,20 @@ class ModelServer:
             router.add(re.escape(self.prometheus_path), lambda request: Response(
                 200, metrics.render().encode("utf-8"), "text/plain; version=0.0.4; charset=utf-8"),
                 methods=("GET",))
+        router.add(HEALTH_PATHS["live"], lambda request: _json(200, {"status": "live"}), methods=("GET",))
+        router.add(HEALTH_PATHS["ready"], self._ready, methods=("GET",))
         completions = Completions(Generation(self.core))
         timeout = self.options.rest_api_timeout_in_ms / 1000 if self.options.rest_api_timeout_in_ms > 0 else None
         router.add(COMPLETIONS_PATH, completions.handle, methods=("POST",), timeout=timeout)
+
+    def _ready(self, request):
+        """200 once every configured model has an AVAILABLE version, else 503 naming the others."""
+        access_log.note(api="ready")
+        models = self.core.readiness()
+        waiting = sorted(name for name, ready in models.items() if not ready)
+        if waiting or not models:
+            return _json(503, {"status": "not ready", "models_without_an_available_version": waiting})
+        return _json(200, {"status": "ready", "models": sorted(models)})
 
     def stop(self, grace_seconds=30.0):
         """Stops accepting requests, lets in-flight ones finish (up to `grace_seconds`), unloads models."""
@@ -188,6 +231,8 @@ class ModelServer:
         if self.batcher is not None:
             self.batcher.stop(timeout=5)  # queued tasks whose clients are gone are dropped, not run
         self.manager.stop(timeout=min(1.0, max(grace_seconds - (time.monotonic() - start), 0)))
+        if self.access_log is not None:
+            self.access_log.close()
         logger.info("Server stopped")
 
     def __enter__(self):

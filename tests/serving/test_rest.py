@@ -150,7 +150,8 @@ def test_routing_errors(server):
     assert _error(server, "/v1/models/lm:predict", None, "GET") == (400, "Malformed request: GET /v1/models/lm:predict")
     assert _error(server, "/v1/models/lm", {"inputs": IDS}) == (400, "Malformed request: POST /v1/models/lm")
     assert _error(server, "/v1/models/lm/versions/1/labels/x", None, "GET")[0] == 400
-    assert _error(server, "/v1/models", None, "GET") == (400, "Missing model name in request.")
+    assert _error(server, "/v1/models/versions/3", None, "GET") == (400, "Missing model name in request.")
+    assert request(server.rest_port, "GET", "/v1/models")[0] == 200  # the model list (beyond TF Serving)
     assert _error(server, "/v1/models/lm/versions/18446744073709551615", None, "GET") == (
         400, "Failed to convert version: 18446744073709551615 to numeric.")
     status, headers, data = request(server.rest_port, "GET", "/elsewhere")
