@@ -10,8 +10,10 @@ logits [B, 1024]), then for REST and gRPC, batching off and on, starts
 time, each sending one-row requests back to back (REST: columnar JSON over a
 kept-alive http.client connection, response parsed; gRPC: official stubs).
 The baseline calls the same signature in-process from N threads. Overhead =
-server p50 - in-process p50 at the same concurrency. Prints a table and
-writes JSON.
+server p50 - in-process p50 at the same concurrency. Then, batching off, the
+same load against variants of the server: Prometheus metrics enabled, the
+access log on, and gRPC over a UNIX socket (`--variants`), so the cost of each
+reads off the rows beside the plain server's. Prints a table and writes JSON.
 """
 
 import argparse
@@ -99,10 +101,27 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def start_server(base, batching, workdir, root=ROOT):
+# Server variants measured beside the plain server (batching off): their extra flags.
+VARIANTS = {
+    "metrics": lambda workdir: ["--monitoring_config_file=" + _write(
+        workdir, "monitoring.config", 'prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }')],
+    "access log": lambda workdir: ["--access_log_file=" + os.path.join(workdir, "access.log")],
+    "gRPC over a UNIX socket": lambda workdir: ["--grpc_socket_path=" + os.path.join(workdir, "grpc.sock")],
+}
+
+
+def _write(workdir, name, text):
+    path = os.path.join(workdir, name)
+    with open(path, "w") as handle:
+        handle.write(text)
+    return path
+
+
+def start_server(base, batching, workdir, root=ROOT, extra_flags=()):
     rest_port = free_port()
     command = [sys.executable, "-m", "serving", f"--port={free_port()}", f"--rest_api_port={rest_port}", "--model_name=bench",
-               f"--model_base_path={base}", "--file_system_poll_wait_seconds=0", "--grpc_max_threads=32"]
+               f"--model_base_path={base}", "--file_system_poll_wait_seconds=0", "--grpc_max_threads=32",
+               *extra_flags]
     if batching:
         path = os.path.join(workdir, "batching.txt")
         with open(path, "w") as handle:
@@ -141,11 +160,11 @@ def rest_caller(port, ids):
     return make
 
 
-def grpc_caller(port, ids):
+def grpc_caller(port, ids, target=None):
     import grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    channel = grpc.insecure_channel(target or f"127.0.0.1:{port}")
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "bench"
@@ -167,6 +186,8 @@ def main(argv=None):
     parser.add_argument("--protocols", nargs="+", default=["rest", "grpc"], choices=["rest", "grpc"])
     parser.add_argument("--output", default="runs/benchmarks/serving.json")
     parser.add_argument("--batching", nargs="+", default=["off", "on"], choices=["off", "on"])
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="server variants measured beside the plain one (batching off)")
     parser.add_argument("--baseline_root", default="",
                         help="also serve from this checkout (e.g. `git archive OLD serving | tar -x -C DIR`), same run")
     args = parser.parse_args(argv)
@@ -189,6 +210,22 @@ def main(argv=None):
                     for clients in args.clients:
                         result = drive(clients, args.duration, make)
                         setup = f"{tag}{protocol}, batching {'on' if batching else 'off'}"
+                        rows.append({"setup": setup, "clients": clients, **result})
+                        print(f"  {setup}, {clients} clients: {result['throughput_rps']:.0f} req/s", flush=True)
+            finally:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=60)
+        for variant in args.variants:
+            flags = VARIANTS[variant](workdir)
+            process, rest_port, grpc_port = start_server(os.path.join(workdir, "bench"), False, workdir,
+                                                         extra_flags=flags)
+            try:
+                unix = "unix:" + flags[0].split("=", 1)[1] if "UNIX" in variant else None
+                for protocol in ["grpc"] if unix else args.protocols:
+                    make = rest_caller(rest_port, ids) if protocol == "rest" else grpc_caller(grpc_port, ids, unix)
+                    for clients in args.clients:
+                        result = drive(clients, args.duration, make)
+                        setup = f"{protocol}, {variant}"
                         rows.append({"setup": setup, "clients": clients, **result})
                         print(f"  {setup}, {clients} clients: {result['throughput_rps']:.0f} req/s", flush=True)
             finally:
