@@ -75,25 +75,107 @@ def test_access_log_has_one_json_line_per_request_and_no_tensor_contents(model_b
     assert all(isinstance(v, (str, int, float)) for line in lines for v in line.values())
 
 
-def _self_signed(tmp_path):
+def _pem(certificate=None, key=None):
+    from cryptography.hazmat.primitives import serialization
+
+    if certificate is not None:
+        return certificate.public_bytes(serialization.Encoding.PEM)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _certificate(common_name, issuer=None, ca=False):
+    """(certificate, key): signed by `issuer` ((certificate, key)), else self-signed; SAN localhost."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    issuer_name, issuer_key = (issuer[0].subject, issuer[1]) if issuer else (name, key)
     now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-                   .sign(key, hashes.SHA256()))
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer_name).public_key(key.public_key())
+               .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+               .not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if not ca:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256()), key
+
+
+def _self_signed(tmp_path):
+    certificate, key = _certificate("localhost")
     cert_path, key_path = tmp_path / "rest.crt", tmp_path / "rest.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    cert_path.write_bytes(_pem(certificate))
+    key_path.write_bytes(_pem(key=key))
     return str(cert_path), str(key_path)
+
+
+def _status(channel, name="clf"):
+    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = name
+    return model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=30)
+
+
+def test_grpc_tls_and_mutual_tls_from_an_ssl_config(model_base, tmp_path):
+    from google.protobuf import text_format
+
+    from serving.config import SSLConfig
+
+    authority = _certificate("test CA", ca=True)
+    server_cert, server_key = _certificate("localhost", authority)
+    client_cert, client_key = _certificate("client", authority)
+    stranger_cert, stranger_key = _certificate("stranger")  # signed by nobody the server trusts
+    override = (("grpc.ssl_target_name_override", "localhost"),)
+    for client_verify in (False, True):
+        config = SSLConfig(server_key=_pem(key=server_key).decode(), server_cert=_pem(server_cert).decode(),
+                           custom_ca=_pem(authority[0]).decode(), client_verify=client_verify)
+        path = tmp_path / f"ssl-{client_verify}.config"
+        path.write_text(text_format.MessageToString(config))
+        options = ServerOptions(model_name="clf", model_base_path=str(model_base / "clf"), port=0, rest_api_port=None,
+                                file_system_poll_wait_seconds=0, ssl_config_file=str(path))
+        with ModelServer(options) as running:
+            target = f"127.0.0.1:{running.grpc_port}"
+            trusted = grpc.ssl_channel_credentials(root_certificates=_pem(authority[0]),
+                                                   private_key=_pem(key=client_key), certificate_chain=_pem(client_cert))
+            with grpc.secure_channel(target, trusted, options=override) as channel:
+                assert _status(channel).model_version_status[0].state == 30  # AVAILABLE
+            anonymous = grpc.ssl_channel_credentials(root_certificates=_pem(authority[0]))
+            strangers = grpc.ssl_channel_credentials(root_certificates=_pem(authority[0]),
+                                                     private_key=_pem(key=stranger_key),
+                                                     certificate_chain=_pem(stranger_cert))
+            for credentials in (anonymous, strangers):
+                with grpc.secure_channel(target, credentials, options=override) as channel:
+                    if client_verify:  # mutual TLS: only certificates the custom CA signed get in
+                        with pytest.raises(grpc.RpcError) as refused:
+                            _status(channel)
+                        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+                    else:
+                        assert _status(channel).model_version_status
+            with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError):
+                _status(channel)  # plaintext gets nothing from a TLS port
+
+
+def test_health_service_and_reflection_through_their_client_packages(model_base):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    options = ServerOptions(model_name="clf", model_base_path=str(model_base / "clf"), port=0, rest_api_port=None,
+                            file_system_poll_wait_seconds=0, enable_grpc_healthcheck_service=True)
+    with ModelServer(options) as running, grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "tensorflow.serving.PredictionService", "tensorflow.serving.ModelService"):
+            answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=30)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING, service
+        with pytest.raises(grpc.RpcError) as unknown:
+            health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=30)
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+        services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+        assert {"tensorflow.serving.PredictionService", "tensorflow.serving.ModelService",
+                "grpc.health.v1.Health", "keras_transformer.serving.Generation"} <= services
 
 
 def test_https_on_the_rest_port(model_base, tmp_path):
