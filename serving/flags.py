@@ -11,7 +11,7 @@ having no effect.
 `FLAGS` is the table; `NO_EFFECT` says why for the flags without effect.
 `OWN_FLAGS` are ours (not in TF Serving): `--bind_address`, `--max_request_bytes`,
 `--shutdown_grace_seconds`, `--access_log_file`, `--rest_api_ssl_cert_file`,
-`--rest_api_ssl_key_file`.
+`--rest_api_ssl_key_file`, `--allowed_model_roots`, `--enable_reload_config_rpc`.
 """
 
 import argparse
@@ -95,6 +95,11 @@ OWN_FLAGS = (
     Flag("access_log_file", str, "", "(not in TF Serving) one JSON line per request (no tensor contents); - = stderr"),
     Flag("rest_api_ssl_cert_file", str, "", "(not in TF Serving) PEM certificate: the REST port speaks HTTPS"),
     Flag("rest_api_ssl_key_file", str, "", "(not in TF Serving) PEM private key for --rest_api_ssl_cert_file"),
+    Flag("allowed_model_roots", str, "",
+         "(not in TF Serving) comma-separated folders every model base path must lie in; empty: anywhere"),
+    Flag("enable_reload_config_rpc", bool, True,
+         "(not in TF Serving) serve ModelService/HandleReloadConfigRequest, which anyone reaching the gRPC port "
+         "can call to repoint or remove every model; false: PERMISSION_DENIED"),
 )
 
 NO_EFFECT = {

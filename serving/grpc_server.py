@@ -149,9 +149,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, core, access_log=None):
+    def __init__(self, core, access_log=None, enable_reload=True):
         self.core = core
         self.access_log = access_log
+        self.enable_reload = enable_reload
 
     @_rpc
     def GetModelStatus(self, request, context):
@@ -164,6 +165,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         """Replaces the model config; the status is in the response and in the RPC status."""
         response = model_management_pb2.ReloadConfigResponse()
         try:
+            if not self.enable_reload:
+                raise ServingError(Code.PERMISSION_DENIED, "HandleReloadConfigRequest is turned off on this server "
+                                                           "(--enable_reload_config_rpc=false)")
             if request.config.WhichOneof("config") != "model_config_list":
                 raise invalid_argument("ServerModelConfig type not supported by HandleReloadConfigRequest. "
                                        "Only ModelConfigList is currently supported")
@@ -233,7 +237,7 @@ def create_server(core, options, access_log=None):
                          options=list(arguments.items()))
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionService(core, options.enable_serialization_as_tensor_content, access_log), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core, access_log), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core, access_log, options.enable_reload_config_rpc), server)
     services = list(SERVICE_NAMES)
     services.append(add_stream_service(server, Generation(core), options.max_request_bytes))
     if options.enable_grpc_healthcheck_service:

@@ -15,6 +15,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import logging
+import os
 import threading
 import time
 
@@ -48,12 +49,16 @@ class _Model:
 
 class ServableManager:
     def __init__(self, load, max_num_load_retries=5, load_retry_interval_seconds=60.0,
-                 allow_version_labels_for_unavailable_models=False, num_load_threads=0, num_unload_threads=0):
+                 allow_version_labels_for_unavailable_models=False, num_load_threads=0, num_unload_threads=0,
+                 allowed_model_roots=()):
         """`load(name, version, path)` returns a Servable (and may run warmup).
 
         `num_load_threads` > 0 loads that many versions at once (0: one after
         another); `num_unload_threads` bounds concurrent unloads (0: one at a time).
+        `allowed_model_roots`: folders every model's base path must lie in (after
+        resolving links); empty: anywhere.
         """
+        self._roots = tuple(os.path.realpath(root) for root in allowed_model_roots)
         self._load = load
         self._load_pool = (concurrent.futures.ThreadPoolExecutor(num_load_threads, thread_name_prefix="load")
                            if num_load_threads > 0 else None)
@@ -77,6 +82,7 @@ class ServableManager:
         allow_version_labels_for_unavailable_models (and then only a new label).
         """
         config_lib.validate_model_server_config(server_config)
+        self._check_roots(server_config)
         with self._poll_lock:
             configs = {m.name: m for m in server_config.model_config_list.config}
             labels = {name: self._check_labels(name, dict(m.version_labels)) for name, m in configs.items()}
@@ -89,6 +95,16 @@ class ServableManager:
                     model.config, model.labels = model_config, labels[name]
             self._config = server_config
             self._poll()
+
+    def _check_roots(self, server_config):
+        """INVALID_ARGUMENT for a base path outside the allowed roots (the path itself is not echoed)."""
+        if not self._roots:
+            return
+        for model in server_config.model_config_list.config:
+            path = os.path.realpath(model.base_path)
+            if not any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in self._roots):
+                raise invalid_argument(f"The base_path of model {model.name} is outside the folders that "
+                                       "--allowed_model_roots allows")
 
     def _check_labels(self, name, wanted):
         with self._lock:

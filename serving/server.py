@@ -103,6 +103,8 @@ class ServerOptions:
     access_log_file: str = ""  # one JSON line per request ("-": standard error)
     rest_api_ssl_cert_file: str = ""  # PEM certificate (chain): the REST port speaks HTTPS
     rest_api_ssl_key_file: str = ""  # PEM private key of that certificate
+    allowed_model_roots: str = ""  # comma-separated folders every model base path must lie in ("": anywhere)
+    enable_reload_config_rpc: bool = True  # ModelService/HandleReloadConfigRequest (unauthenticated, as in TF Serving)
 
     def server_config(self):
         """The ModelServerConfig these options stand for."""
@@ -143,7 +145,8 @@ class ModelServer:
         self.manager = ServableManager(
             self._load, self.options.max_num_load_retries, self.options.load_retry_interval_micros / 1e6,
             self.options.allow_version_labels_for_unavailable_models, self.options.num_load_threads,
-            self.options.num_unload_threads)
+            self.options.num_unload_threads,
+            [root for root in self.options.allowed_model_roots.split(",") if root.strip()])
         self.core = ServingCore(self.manager, self.batcher, self.options.enable_signature_method_name_check,
                                 max_request_bytes=self.options.max_request_bytes)
         # Where the REST front end serves serving.metrics.render(); None: not enabled (404).

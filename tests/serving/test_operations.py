@@ -1,5 +1,6 @@
 """Beyond TF Serving: the model list, health URLs, the access log and HTTPS on the REST port."""
 
+import dataclasses
 import datetime
 import http.client
 import json
@@ -194,3 +195,38 @@ def test_https_on_the_rest_port(model_base, tmp_path):
     with pytest.raises(Exception, match="go together"):
         ModelServer(ServerOptions(model_name="clf", model_base_path=str(model_base / "clf"), port=None,
                                   rest_api_port=0, rest_api_ssl_cert_file=cert))
+
+
+def _reload(channel, name, base_path):
+    from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+
+    request = model_management_pb2.ReloadConfigRequest()
+    entry = request.config.model_config_list.config.add()
+    entry.name, entry.base_path, entry.model_platform = name, str(base_path), "tensorflow"
+    return model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(request, timeout=60)
+
+
+def test_model_roots_and_the_reload_rpc_switch(model_base, tmp_path):
+    from serving.errors import ServingError
+
+    inside = tmp_path / "models"
+    inside.mkdir()
+    (inside / "clf").symlink_to(model_base / "clf")  # resolves outside the root
+    with pytest.raises(ServingError, match="base_path of model clf is outside") as refused:
+        ModelServer(ServerOptions(model_name="clf", model_base_path=str(inside / "clf"), port=None, rest_api_port=0,
+                                  allowed_model_roots=str(inside))).start()
+    assert str(model_base) not in str(refused.value)  # the path itself is not echoed
+    options = ServerOptions(model_name="clf", model_base_path=str(model_base / "clf"), port=0, rest_api_port=None,
+                            file_system_poll_wait_seconds=0, allowed_model_roots=f"{inside},{model_base}")
+    with ModelServer(options) as running, grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
+        with pytest.raises(grpc.RpcError) as outside:
+            _reload(channel, "elsewhere", tmp_path)  # tmp_path is in neither root
+        assert outside.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert _status(channel).model_version_status  # the old config still serves
+        assert _reload(channel, "lm", model_base / "lm").status.error_code == 0  # inside a root: applied
+    options = dataclasses.replace(options, enable_reload_config_rpc=False, allowed_model_roots="")
+    with ModelServer(options) as running, grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
+        with pytest.raises(grpc.RpcError) as denied:
+            _reload(channel, "lm", model_base / "lm")
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert _status(channel).model_version_status
