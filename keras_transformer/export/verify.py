@@ -9,7 +9,11 @@ from the warm-up file). The export is OK when:
   * every signature reproduces the Keras model's outputs on the stored
     reference request;
   * the warm-up file holds one request per signature;
+  * the metadata, reference-output and warm-up files are all there and agree
+    with the graph (a missing or damaged one is a problem, never a pass);
   * the check process did not import keras_transformer.
+A SavedModel that does not load at all is a problem too: the CLI exits 1
+for every problem, 2 only when PATH is not an export at all.
 """
 
 import json
@@ -19,6 +23,7 @@ import sys
 import tempfile
 
 from keras_transformer.export import requests
+from serving import layout
 from keras_transformer.export.versions import existing_versions
 
 CHECKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "savedmodel_check.py")
@@ -63,17 +68,51 @@ def problems(report, warmup_signatures=None):
     return found
 
 
+def file_problems(version_dir, report, warmup_count):
+    """Missing or inconsistent files beside the graph: metadata, reference outputs, warm-up requests."""
+    found = []
+    metadata_path = os.path.join(version_dir, layout.METADATA_FILE)
+    try:
+        with open(metadata_path, encoding="utf-8") as handle:
+            metadata = json.load(handle)
+        if not isinstance(metadata, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as error:
+        return [f"{layout.METADATA_FILE} is missing or unreadable ({type(error).__name__}): not a complete "
+                "keras_transformer export"]
+    if not os.path.isfile(os.path.join(version_dir, layout.REFERENCE_FILE)):
+        found.append(f"{layout.REFERENCE_FILE} is missing: the graph cannot be compared with the Keras model")
+    listed = sorted(metadata.get("signatures", {}))
+    served = sorted(n for n in report.get("signatures", {}) if not n.startswith("__"))
+    if listed != served:
+        found.append(f"{layout.METADATA_FILE} lists signatures {listed}, the SavedModel has {served}")
+    expected_warmup = metadata.get("warmup_requests", 0)
+    if expected_warmup and warmup_count != expected_warmup:
+        found.append(f"{layout.WARMUP_FILE} holds {warmup_count} requests; the export wrote {expected_warmup}")
+    return found
+
+
 def verify(path, model_name=None):
     """Checks an export (base path -> newest version); returns the report, with `problems` (empty when OK).
 
     `format_report(report)` turns it into the text the CLI prints.
     """
     version_dir = version_folder(os.fspath(path))
-    report = run_check(version_dir)
+    try:
+        report = run_check(version_dir)
+    except ValueError as error:  # the SavedModel itself does not load: a problem of the export (exit 1)
+        report = {"ops": {"core": [], "tensorflow_text": [], "unknown": []}, "xla": [], "signatures": {},
+                  "comparisons": {}, "load_error": str(error)}
     has_warmup = os.path.isfile(os.path.join(version_dir, requests.WARMUP_FILE))
-    warmup = {r.model_spec.signature_name: r for r in requests.read_warmup(version_dir)} if has_warmup else {}
+    try:
+        warmup_requests = requests.read_warmup(version_dir) if has_warmup else []
+    except Exception as error:  # noqa: BLE001 - a damaged warm-up file is a problem, not a crash
+        report.setdefault("load_error", f"{requests.WARMUP_FILE} is unreadable: {error}")
+        warmup_requests = []
+    warmup = {r.model_spec.signature_name: r for r in warmup_requests}
     report["model_name"] = model_name or next((r.model_spec.name for r in warmup.values()), "model")
-    report["problems"] = problems(report, list(warmup) if has_warmup else None)
+    report["problems"] = ([report["load_error"]] if "load_error" in report else []) + problems(
+        report, list(warmup) if has_warmup else None) + file_problems(version_dir, report, len(warmup_requests))
     report["version_dir"] = version_dir
     report["has_warmup"] = has_warmup
     report["examples"] = {}

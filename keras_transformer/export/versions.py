@@ -60,10 +60,42 @@ def resolve_version(base_dir, version):
     return version
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_abandoned_staging(base_dir):
+    """Deletes the staging folders of exports that were killed (their process is gone); returns their names.
+
+    Staging names carry the exporting process id (`.tmp-export-PID-XXXX`); a
+    folder whose process still runs is another export in progress and is kept.
+    """
+    removed = []
+    for name in os.listdir(base_dir) if os.path.isdir(base_dir) else []:
+        if not name.startswith(STAGING_PREFIX):
+            continue
+        pid = name[len(STAGING_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        shutil.rmtree(os.path.join(base_dir, name), ignore_errors=True)
+        removed.append(name)
+    return removed
+
+
 def make_staging_dir(base_dir):
-    """A fresh folder inside `base_dir` that TF Serving ignores (its name is not a number)."""
+    """A fresh folder inside `base_dir` that TF Serving ignores (its name is not a number).
+
+    Staging folders that killed exports left behind are removed first.
+    """
     os.makedirs(base_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base_dir)
+    remove_abandoned_staging(base_dir)
+    staging = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=base_dir)
     # mkdtemp makes it private (0700); the version folder must be readable by a server
     # running as another user, like any folder created under the current umask.
     umask = os.umask(0)

@@ -95,3 +95,25 @@ def test_plain_graph_ops_replace_the_xla_update(tmp_path):
     np.testing.assert_array_equal(function(tf.constant(x), tf.constant(1)).numpy(), expected)
     np.testing.assert_array_equal(function(tf.constant(x), tf.constant(3)).numpy(),
                                   update(tf.constant(x), 3).numpy())  # clamped start, as XLA does
+
+
+def test_missing_files_and_a_corrupt_graph_are_problems(gpt_export, tmp_path):
+    import shutil
+
+    _, _, path = gpt_export
+    for missing in ("assets.extra/keras_transformer_reference.npz", "assets.extra/tf_serving_warmup_requests",
+                    "assets.extra/keras_transformer_export.json"):
+        copy = tmp_path / missing.split("/")[-1] / "1"
+        shutil.copytree(path, copy)
+        os.remove(copy / missing)
+        report = verify(str(copy))
+        assert any(os.path.basename(missing) in problem for problem in report["problems"]), (missing, report["problems"])
+    corrupt = tmp_path / "corrupt" / "1"
+    shutil.copytree(path, corrupt)
+    (corrupt / "saved_model.pb").write_bytes(b"not a SavedModel")
+    result = subprocess.run([sys.executable, "-m", "keras_transformer.export", "verify", str(corrupt)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and "PROBLEMS:" in result.stdout, (result.returncode, result.stdout[-2000:])
+    not_an_export = subprocess.run([sys.executable, "-m", "keras_transformer.export", "verify", str(tmp_path / "none")],
+                                   capture_output=True, text=True, timeout=600)
+    assert not_an_export.returncode == 2 and "error:" in not_an_export.stderr

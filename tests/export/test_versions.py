@@ -72,6 +72,22 @@ def test_staging_folder_is_ignored_by_tf_serving_and_removed_on_failure(tmp_path
     assert sorted(os.listdir(base)) == [os.path.basename(staging)]  # only the earlier, manual one
 
 
+def test_staging_folders_of_killed_exports_are_cleaned_up_by_the_next_export(tmp_path):
+    import subprocess
+    import sys
+
+    base = tmp_path / "model"
+    base.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    abandoned = base / f"{versions.STAGING_PREFIX}{int(dead.stdout)}-abc"  # its process has exited
+    (abandoned / "variables").mkdir(parents=True)
+    running = base / f"{versions.STAGING_PREFIX}{os.getpid()}-def"  # an export still in progress
+    running.mkdir()
+    assert versions.existing_versions(str(base)) == []  # never mistaken for versions
+    path = export(_tiny_model(), str(base))
+    assert sorted(os.listdir(base)) == sorted([os.path.basename(path), running.name])
+
+
 def test_leading_zeros_count_as_the_same_version(tmp_path):
     (tmp_path / "0003").mkdir()
     assert versions.existing_versions(str(tmp_path)) == [3]
