@@ -39,9 +39,9 @@ max_enqueued_batches { value: 1000 } num_batch_threads { value: %d }"""
 
 
 class NextToken(tf.Module):
-    def __init__(self):
+    def __init__(self, seed=0):
         super().__init__()
-        rng = np.random.RandomState(0)
+        rng = np.random.RandomState(seed)
         self.embedding = tf.Variable(rng.randn(VOCABULARY, WIDTH).astype("float32") * 0.05)
         self.w1 = tf.Variable(rng.randn(WIDTH, HIDDEN).astype("float32") * 0.05)
         self.w2 = tf.Variable(rng.randn(HIDDEN, WIDTH).astype("float32") * 0.05)

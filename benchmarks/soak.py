@@ -1,0 +1,216 @@
+"""Faults under load, measured: a bounded soak of the embedded server.
+
+    python -m benchmarks.soak                       # 16 clients, 60 s of load per phase
+    python -m benchmarks.soak --clients 4 --duration 5   # a short run (what the test runs)
+
+The model is `benchmarks/serving.py`'s next-token SavedModel. `python -m
+serving` runs in its own process (polling its base path every second) and
+N client threads (half REST, half gRPC) send one-row predicts back to back
+while, phase by phase:
+
+1. load: nothing else happens;
+2. swap: version 2 is copied into the base path (staged, then renamed);
+   the phase ends once version 2 answers and version 1 is retired;
+3. corrupt: a version 3 folder with a damaged saved_model.pb appears; version 2
+   must keep serving and the status of version 3 must say why it failed;
+4. kill: the server is SIGKILLed under load and restarted; the clients count
+   errors until it answers again, then the same request must get the same
+   answer as before the kill.
+
+Each phase reports requests, errors (the kill phase's errors are the outage),
+p50/p99 latency and what was checked. Bounded: every loop has a deadline; only
+loopback addresses are used. Prints a table and writes JSON; exits 1 when a
+check fails.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from benchmarks.serving import LENGTH, VOCABULARY, NextToken, grpc_caller, percentile, rest_caller, start_server
+
+
+def rest_json(port, method, path, body=None, timeout=10):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path, body=json.dumps(body) if body is not None else None)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+class Load:
+    """N client threads calling back to back until stopped; latencies and errors per phase."""
+
+    def __init__(self, clients, make_calls):
+        self.clients, self.make_calls = clients, make_calls
+        self.latencies, self.errors, self.lock = [], [], threading.Lock()
+        self.stop, self.threads = threading.Event(), []
+
+    def start(self):
+        for index in range(self.clients):
+            thread = threading.Thread(target=self._worker, args=(index,), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        return self
+
+    def _worker(self, index):
+        call = None
+        while not self.stop.is_set():
+            start = time.perf_counter()
+            try:
+                call = call or self.make_calls[index % len(self.make_calls)]()
+                call()
+            except Exception as error:  # noqa: BLE001 - counted, and the connection made anew
+                call = None
+                with self.lock:
+                    self.errors.append(repr(error)[:200])
+                time.sleep(0.05)
+                continue
+            with self.lock:
+                self.latencies.append(time.perf_counter() - start)
+
+    def take(self):
+        """(latencies, errors) since the last take."""
+        with self.lock:
+            latencies, errors = self.latencies, self.errors
+            self.latencies, self.errors = [], []
+        return latencies, errors
+
+    def finish(self):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(60)
+
+
+def wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except Exception:  # noqa: BLE001 - not there yet
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def versions(port):
+    _, body = rest_json(port, "GET", "/v1/models/bench", timeout=10)
+    return {int(s["version"]): (s["state"], s["status"].get("error_message", "")) for s in body["model_version_status"]}
+
+
+def save(module, folder):
+    tf.saved_model.save(module, folder, signatures={"serving_default": module.logits})
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load per phase")
+    parser.add_argument("--output", default="runs/benchmarks/soak.json")
+    args = parser.parse_args(argv)
+    ids = np.random.RandomState(1).randint(0, VOCABULARY, (1, LENGTH)).astype(np.int32)
+    rows, checks = [], []
+    with tempfile.TemporaryDirectory() as workdir:
+        base = os.path.join(workdir, "bench")
+        save(NextToken(seed=0), os.path.join(base, "1"))
+        save(NextToken(seed=1), os.path.join(workdir, "v2"))
+        poll = ["--file_system_poll_wait_seconds=1"]
+        process, rest_port, grpc_port = start_server(base, False, workdir, extra_flags=poll)
+        ports = {"rest": rest_port, "grpc": grpc_port}
+        calls = [lambda: rest_caller(ports["rest"], ids)(), lambda: grpc_caller(ports["grpc"], ids)()]
+        load = Load(args.clients, calls).start()
+        try:
+            def phase(name, action, check, description):
+                started = time.monotonic()
+                detail = action() if action else ""
+                remaining = args.duration - (time.monotonic() - started)
+                if remaining > 0:
+                    time.sleep(remaining)
+                latencies, errors = load.take()
+                ok = check(errors, detail)
+                rows.append({"phase": name, "requests": len(latencies), "errors": len(errors),
+                             "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
+                             "seconds": time.monotonic() - started, "check": description, "ok": ok,
+                             "detail": detail, "first_errors": sorted(set(errors))[:3]})
+                checks.append(ok)
+                print(f"  {name}: {len(latencies)} requests, {len(errors)} errors, {description}: "
+                      f"{'ok' if ok else 'FAILED'} {detail}", flush=True)
+
+            phase("load", None, lambda errors, detail: not errors, "no errors")
+
+            def swap():
+                staging = os.path.join(base, "tmp-2")
+                shutil.copytree(os.path.join(workdir, "v2"), staging)
+                os.rename(staging, os.path.join(base, "2"))
+                retired = wait_for(lambda: versions(rest_port).get(2, ("",))[0] == "AVAILABLE"
+                                   and versions(rest_port).get(1, ("END",))[0] == "END", max(args.duration, 30))
+                return "version 2 live, version 1 retired" if retired else "swap did not finish"
+
+            phase("swap", swap, lambda errors, detail: not errors and "did not" not in detail,
+                  "no errors while the version changes")
+
+            def corrupt():
+                folder = os.path.join(base, "3")
+                os.makedirs(os.path.join(folder, "variables"))
+                with open(os.path.join(folder, "saved_model.pb"), "wb") as handle:
+                    handle.write(b"\x00 damaged")
+                reported = wait_for(lambda: versions(rest_port).get(3, ("", ""))[1] != "", 30)
+                state = versions(rest_port)
+                if not reported:
+                    return "version 3 never reported"
+                return f"version 3 {state[3][0]} ({state[3][1][:60]}...); version 2 {state[2][0]}"
+
+            phase("corrupt", corrupt, lambda errors, detail: not errors and "never" not in detail,
+                  "version 2 keeps serving, version 3 says why it failed")
+
+            def answer():
+                return rest_json(ports["rest"], "POST", "/v1/models/bench:predict",
+                                 {"inputs": {"token_ids": ids.tolist()}}, timeout=30)[1]
+
+            before = answer()
+
+            def kill():
+                nonlocal process
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(30)
+                started = time.monotonic()
+                shutil.rmtree(os.path.join(base, "3"))  # the operator removes the damaged version
+                process, ports["rest"], ports["grpc"] = start_server(base, False, workdir, extra_flags=poll)
+                back = wait_for(lambda: versions(ports["rest"]).get(2, ("",))[0] == "AVAILABLE", 120)
+                return f"serving again {time.monotonic() - started:.1f} s after the kill" if back else "did not come back"
+
+            phase("kill", kill, lambda errors, detail: "did not" not in detail and answer() == before,
+                  "back to serving, same answer as before the kill")
+        finally:
+            load.finish()
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+
+    print(f"\n{args.clients} clients (half REST, half gRPC), {args.duration:.0f} s of load per phase, "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'phase':<9} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8}  check")
+    for row in rows:
+        print(f"{row['phase']:<9} {row['requests']:>8} {row['errors']:>6} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}"
+              f"  {'ok' if row['ok'] else 'FAILED'}: {row['check']} ({row['detail'] or '-'})")
+    os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
+    with open(args.output, "w") as handle:
+        json.dump({"clients": args.clients, "duration_s": args.duration, "rows": rows}, handle, indent=2)
+    print(f"wrote {args.output}")
+    return 0 if all(checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
