@@ -87,3 +87,20 @@ def _packed_ids(tokenizer, rows):
     ids = np.array([r + [0] * (length - len(r)) for r in rows], "int32")
     mask = (np.arange(length)[None] < np.array([len(r) for r in rows])[:, None]).astype("int32")
     return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
+
+
+def test_empty_texts_are_classified_as_cls_sep(classifier_export):
+    import tensorflow_text  # noqa: F401
+
+    model, tokenizer, path = classifier_export
+    classify = tf.saved_model.load(path).signatures["classify"]
+    out = classify(text=tf.constant(["", "a short example sentence."]))
+    probabilities = out["probabilities"].numpy()
+    assert probabilities.shape == (2, model.num_classes)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+    special = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    alone = model({"token_ids": np.array([special], "int32"), "segment_ids": np.zeros((1, 2), "int32"),
+                   "padding_mask": np.ones((1, 2), "int32")})["logits"]
+    np.testing.assert_allclose(probabilities[0], tf.nn.softmax(alone)[0].numpy(), atol=1e-5)
+    only_empty = classify(text=tf.constant([""]))["probabilities"].numpy()  # no token in the whole batch
+    np.testing.assert_allclose(only_empty[0], probabilities[0], atol=1e-6)
