@@ -15,7 +15,11 @@ while, phase by phase:
    must keep serving and the status of version 3 must say why it failed;
 4. kill: the server is SIGKILLed under load and restarted; the clients count
    errors until it answers again, then the same request must get the same
-   answer as before the kill.
+   answer as before the kill;
+5. exporter: `python -m keras_transformer.export` (a tiny GPT) is SIGKILLed at
+   random points of its run; only complete versions may ever appear, and the
+   next export removes the killed ones' staging folders.
+The trainer's SIGKILL-and-resume is `tests/training/test_kill.py`.
 
 Each phase reports requests, errors (the kill phase's errors are the outage),
 p50/p99 latency and what was checked. Bounded: every loop has a deadline; only
@@ -115,10 +119,55 @@ def save(module, folder):
     tf.saved_model.save(module, folder, signatures={"serving_default": module.logits})
 
 
+def _complete(version_dir):
+    return all(os.path.exists(os.path.join(version_dir, name)) for name in (
+        "saved_model.pb", os.path.join("variables", "variables.index"),
+        os.path.join("assets.extra", "keras_transformer_export.json")))
+
+
+def exporter_kills(workdir, kills, seed=0):
+    """SIGKILLs `python -m keras_transformer.export` at random points; only complete versions may appear."""
+    import subprocess
+
+    import keras
+
+    import keras_transformer  # noqa: F401
+    from keras_transformer.export.versions import STAGING_PREFIX, existing_versions
+    from keras_transformer.models import GPTCausalLM
+
+    model_file = os.path.join(workdir, "tiny.keras")
+    GPTCausalLM.from_preset("gpt2_tiny").save(model_file)
+    keras.backend.clear_session()
+    base = os.path.join(workdir, "exports")
+    command = [sys.executable, "-m", "keras_transformer.export", "export", model_file, base]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    started = time.monotonic()
+    full = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    export_seconds = time.monotonic() - started
+    rng = np.random.default_rng(seed)
+    for _ in range(kills):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        time.sleep(rng.uniform(0.2, export_seconds))
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(30)
+    found = existing_versions(base)
+    incomplete = [v for v in found if not _complete(os.path.join(base, str(v)))]
+    final = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)  # cleans up after them
+    leftovers = [n for n in os.listdir(base) if n.startswith(STAGING_PREFIX)]
+    ok = full.returncode == 0 and final.returncode == 0 and not incomplete and not leftovers
+    detail = (f"{kills} kills in the first {export_seconds:.0f} s of an export: {len(found)} versions, "
+              f"{len(incomplete)} incomplete; staging folders left after the next export: {len(leftovers)}")
+    print(f"  exporter kills: {detail}: {'ok' if ok else 'FAILED'}", flush=True)
+    return {"phase": "exporter", "requests": 0, "errors": len(incomplete) + len(leftovers), "p50_ms": float("nan"),
+            "p99_ms": float("nan"), "seconds": time.monotonic() - started, "ok": ok, "detail": detail,
+            "check": "only complete versions appear; a killed export's staging folder is removed by the next"}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load per phase")
+    parser.add_argument("--exporter-kills", type=int, default=5, help="SIGKILLed exports of a tiny GPT (0: none)")
     parser.add_argument("--output", default="runs/benchmarks/soak.json")
     args = parser.parse_args(argv)
     ids = np.random.RandomState(1).randint(0, VOCABULARY, (1, LENGTH)).astype(np.int32)
@@ -198,6 +247,9 @@ def main(argv=None):
             load.finish()
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
+        if args.exporter_kills:
+            rows.append(exporter_kills(workdir, args.exporter_kills))
+            checks.append(rows[-1]["ok"])
 
     print(f"\n{args.clients} clients (half REST, half gRPC), {args.duration:.0f} s of load per phase, "
           f"{os.cpu_count()} CPUs")
