@@ -20,6 +20,7 @@ The log-probability reported for a chosen id is its log-softmax under the
 scores the chooser saw, divided by the temperature (1 for greedy).
 """
 
+import keras
 import keras_hub
 from keras import ops
 
@@ -29,23 +30,66 @@ def _log_prob(scores, tokens):
     return ops.squeeze(ops.take_along_axis(log_probs, tokens[:, None], axis=1), axis=1)
 
 
+class _StepSeed(keras.random.SeedGenerator):
+    """A SeedGenerator whose `next()` returns the seed set for the current step and changes no state.
+
+    Sampling inside the decoding loop must not advance a seed variable (JAX
+    cannot carry that out of a traced loop body): the sampler's generator is
+    advanced once, before the loop, and each step's seed is derived from that
+    base and the step.
+    """
+
+    def __init__(self):
+        super().__init__(seed=0)
+        self.current = None
+
+    def next(self, ordered=True):
+        return self.current
+
+
+_STEP_SEED = []
+
+
+def _step_seed():
+    if not _STEP_SEED:  # one, made eagerly (never inside a traced function)
+        _STEP_SEED.append(_StepSeed())
+    return _STEP_SEED[0]
+
+
 class SamplerChooser:
-    """Chooses with a keras-hub `Sampler` (its temperature included)."""
+    """Chooses with a keras-hub `Sampler` (its temperature included).
+
+    A random sampler's seed generator is advanced once per decoding
+    (`draw_seed()`, outside the loop); step t samples with that base seed + t,
+    so seeded calls repeat exactly and every backend can trace the loop.
+    """
 
     def __init__(self, sampler):
         self.sampler = sampler
+        self._step = _step_seed() if getattr(sampler, "seed_generator", None) is not None else None
 
     @property
     def variables(self):
         return list(self.sampler.variables)
 
-    def __call__(self, scores, step):
+    def draw_seed(self):
+        """The base seed of one decoding (advances the sampler's generator), or None for greedy."""
+        return None if self._step is None else self.sampler.seed_generator.next()
+
+    def __call__(self, scores, step, seed=None):
         temperature = float(getattr(self.sampler, "temperature", 1.0))
         scaled = scores / temperature
         if type(self.sampler).__name__ == "GreedySampler":
             tokens = ops.cast(ops.argmax(scores, axis=-1), "int32")
         else:
-            tokens = ops.cast(self.sampler.get_next_token(ops.softmax(scaled, axis=-1)), "int32")
+            real = self.sampler.seed_generator
+            if seed is not None:
+                self._step.current = seed + ops.cast(ops.stack([0, ops.cast(step, "int32")]), seed.dtype)
+                self.sampler.seed_generator = self._step
+            try:
+                tokens = ops.cast(self.sampler.get_next_token(ops.softmax(scaled, axis=-1)), "int32")
+            finally:
+                self.sampler.seed_generator = real
         return tokens, _log_prob(scaled, tokens)
 
 
@@ -97,7 +141,10 @@ class RowChooser:
         self.top_p = ops.cast(top_p, "float32")
         self.seed = seed
 
-    def __call__(self, scores, step):
+    def draw_seed(self):
+        return None  # each row's `seed` is an input
+
+    def __call__(self, scores, step, seed=None):
         greedy = ops.cast(ops.argmax(scores, axis=-1), "int32")
         sampling = self.temperature > 0
         filtered = filtered_scores(scores, self.temperature, self.top_k, self.top_p)

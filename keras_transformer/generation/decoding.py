@@ -83,6 +83,7 @@ def advance(adapter, processor, chooser, state, steps=None):
     limit = total if steps is None else ops.minimum(state["index"] + steps, total)
     stop_ids = processor.stop_token_ids
     fixed = {name: state[name] for name in ("max_new_tokens", "prompt_length")}
+    seed = state.get("chooser_seed")  # a sampler's base seed for this decoding (see choosers.SamplerChooser)
     names = ("tokens", "valid", "logits", "model_state", "index", "done", "log_probs")
 
     def cond(tokens, valid, logits, model_state, index, done, log_probs):
@@ -92,7 +93,7 @@ def advance(adapter, processor, chooser, state, steps=None):
         new_index = index - fixed["prompt_length"]
         row_lengths = ops.sum(ops.cast(valid, "int32"), axis=1)
         scores = processor(logits, tokens, valid, index, new_index, fixed["max_new_tokens"], row_lengths)
-        chosen, log_prob = chooser(scores, index)
+        chosen, log_prob = chooser(scores, index, seed)
         chosen = ops.where(done, 0, chosen)
         tokens = _column(tokens, index, chosen)
         valid = _column(valid, index, ops.logical_not(done))
@@ -117,7 +118,14 @@ def finish(state):
 
 def decode(adapter, processor, chooser, inputs, prompt, prompt_mask, max_new_tokens):
     """start + advance to the end + finish, in one traceable function."""
-    return finish(advance(adapter, processor, chooser, start(adapter, inputs, prompt, prompt_mask, max_new_tokens)))
+    return finish(advance(adapter, processor, chooser, seeded(start(adapter, inputs, prompt, prompt_mask,
+                                                                    max_new_tokens), chooser)))
+
+
+def seeded(state, chooser):
+    """`state` with the chooser's base seed for this decoding (drawn once, outside the loop), if it has one."""
+    seed = chooser.draw_seed()
+    return state if seed is None else dict(state, chooser_seed=seed)
 
 
 # ----------------------------------------------------------------- beams

@@ -186,14 +186,15 @@ class _Run:
             if kind == "decode":
                 def function(encoder, prompt, mask, max_new):
                     state = decoding.start(adapter, encoder or None, prompt, mask, max_new, static_new)
-                    return decoding.advance(adapter, processor, chooser, state)
+                    return decoding.advance(adapter, processor, chooser, decoding.seeded(state, chooser))
             elif kind == "beam":
                 def function(encoder, prompt, mask, max_new):
                     return decoding.beam_search(adapter, processor, encoder or None, prompt, mask, new, self.beams,
                                                 s["length_penalty"], s["early_stopping"], s["num_return_sequences"])
             elif kind == "start":
                 def function(encoder, prompt, mask, max_new):
-                    return decoding.start(adapter, encoder or None, prompt, mask, max_new, static_new)
+                    state = decoding.start(adapter, encoder or None, prompt, mask, max_new, static_new)
+                    return decoding.seeded(state, chooser)
             else:
                 def function(state):
                     return decoding.advance(adapter, processor, chooser, state, steps)
