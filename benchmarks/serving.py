@@ -202,30 +202,18 @@ def main(argv=None):
             rows.append({"setup": "in-process SavedModel", "clients": clients, **drive(clients, args.duration, direct)})
             print(f"  in-process, {clients} clients: {rows[-1]['throughput_rps']:.0f} req/s", flush=True)
         roots = [("", ROOT)] + ([("baseline ", os.path.abspath(args.baseline_root))] if args.baseline_root else [])
-        for (tag, root), batching in [(r, b == "on") for r in roots for b in args.batching]:
-            process, rest_port, grpc_port = start_server(os.path.join(workdir, "bench"), batching, workdir, root)
-            try:
-                for protocol in args.protocols:
-                    make = rest_caller(rest_port, ids) if protocol == "rest" else grpc_caller(grpc_port, ids)
-                    for clients in args.clients:
-                        result = drive(clients, args.duration, make)
-                        setup = f"{tag}{protocol}, batching {'on' if batching else 'off'}"
-                        rows.append({"setup": setup, "clients": clients, **result})
-                        print(f"  {setup}, {clients} clients: {result['throughput_rps']:.0f} req/s", flush=True)
-            finally:
-                process.send_signal(signal.SIGTERM)
-                process.wait(timeout=60)
-        for variant in args.variants:
-            flags = VARIANTS[variant](workdir)
-            process, rest_port, grpc_port = start_server(os.path.join(workdir, "bench"), False, workdir,
+        servers = [(f"batching {b}", root, tag, b == "on", []) for tag, root in roots for b in args.batching]
+        servers += [(variant, ROOT, "", False, VARIANTS[variant](workdir)) for variant in args.variants]
+        for name, root, tag, batching, flags in servers:
+            process, rest_port, grpc_port = start_server(os.path.join(workdir, "bench"), batching, workdir, root,
                                                          extra_flags=flags)
             try:
-                unix = "unix:" + flags[0].split("=", 1)[1] if "UNIX" in variant else None
+                unix = "unix:" + flags[0].split("=", 1)[1] if "UNIX" in name else None
                 for protocol in ["grpc"] if unix else args.protocols:
                     make = rest_caller(rest_port, ids) if protocol == "rest" else grpc_caller(grpc_port, ids, unix)
                     for clients in args.clients:
                         result = drive(clients, args.duration, make)
-                        setup = f"{protocol}, {variant}"
+                        setup = f"{tag}{protocol}, {name}"
                         rows.append({"setup": setup, "clients": clients, **result})
                         print(f"  {setup}, {clients} clients: {result['throughput_rps']:.0f} req/s", flush=True)
             finally:
