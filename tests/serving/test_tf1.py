@@ -75,3 +75,30 @@ def test_metrics_render_parses():
     latency = families[":tensorflow:serving:request_latency"].samples
     assert any(s.labels.get("entrypoint") == "GRPC" and s.labels.get("API") == "Regress" for s in latency)
     assert any(s.labels.get("status") == "OK" for s in families[":tensorflow:cc:saved_model:load_attempt_count"].samples)
+
+
+def test_documented_rest_requests_get_the_documented_answers(tmp_path):
+    """TF Serving's REST API document serves half_plus_three (y = 0.5 x + 3) with these requests and answers."""
+    from serving import ModelServer, ServerOptions
+    from tests.serving.helpers import rest_json
+
+    base = tmp_path / "half_plus_three"
+    models.build_half_plus_two_tf1(str(base / "1"), a=0.5, b=3.0)
+    with ModelServer(ServerOptions(model_name="half_plus_three", model_base_path=str(base), port=None,
+                                   rest_api_port=0, file_system_poll_wait_seconds=0)) as server:
+        port, path = server.rest_port, "/v1/models/half_plus_three"
+        assert rest_json(port, "POST", f"{path}:predict", {"instances": [1.0, 2.0, 5.0]}) == (
+            200, {"predictions": [3.5, 4.0, 5.5]})
+        assert rest_json(port, "POST", f"{path}:predict", {"inputs": [1.0, 2.0, 5.0]}) == (
+            200, {"outputs": [3.5, 4.0, 5.5]})
+        assert rest_json(port, "POST", f"{path}:regress", {"signature_name": "tensorflow/serving/regress",
+                                                           "examples": [{"x": 1.0}, {"x": 2.0}]}) == (
+            200, {"results": [3.5, 4.0]})
+        assert rest_json(port, "POST", f"{path}:classify", {"signature_name": "tensorflow/serving/classify",
+                                                            "examples": [{"x": 1.0}]}) == (
+            200, {"results": [[["y", 3.5]]]})
+        status, metadata = rest_json(port, "GET", f"{path}/versions/1/metadata")
+        assert status == 200 and metadata["model_spec"] == {"name": "half_plus_three", "signature_name": "",
+                                                            "version": "1"}
+        assert set(metadata["metadata"]["signature_def"]["signature_def"]) == {
+            "serving_default", "tensorflow/serving/regress", "tensorflow/serving/classify"}
