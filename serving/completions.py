@@ -46,7 +46,7 @@ import numpy as np
 from tensorflow_serving.apis import predict_pb2
 
 from serving import tensor_proto
-from serving.errors import Code, Deadline, ServingError, from_exception, invalid_argument
+from serving.errors import Code, Deadline, from_exception, invalid_argument, truncate_for_grpc
 from serving.http_server import EventStream, Response
 
 logger = logging.getLogger(__name__)
@@ -368,10 +368,10 @@ def add_stream_service(server, generation, max_request_bytes=0):
                     response.outputs[alias].CopyFrom(tensor_proto.from_ndarray(array))
                 yield response
         except Exception as error:  # noqa: BLE001 - every failure becomes a status
-            failure = error if isinstance(error, ServingError) else from_exception(error)
+            failure = from_exception(error)
             if failure.code in (Code.INTERNAL, Code.UNKNOWN):
                 logger.exception("StreamGenerate failed")
-            context.abort(grpc.StatusCode[failure.code.name], failure.message[:4096])
+            context.abort(grpc.StatusCode[failure.code.name], truncate_for_grpc(failure.message))
 
     handler = grpc.method_handlers_generic_handler(STREAM_SERVICE, {
         "StreamGenerate": grpc.unary_stream_rpc_method_handler(
