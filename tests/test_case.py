@@ -257,26 +257,46 @@ def run_in_fresh_process(script, timeout=600):
 
 
 def run_model_saving_test(model, input_data, atol=1e-6):
-    """Saves `model` as `.keras`, loads it in a fresh process that only imports
-    `keras_transformer` (no `custom_objects`), and checks the outputs are equal."""
+    """Saves `model` as `.keras`, loads it back (no `custom_objects`) and checks that the
+    class and the outputs are the same. `run_fresh_process_loading_test` checks, for every
+    public model at once, that a plain `import keras_transformer` is all a new process needs."""
     expected = to_numpy(model(input_data, training=False))
     with tempfile.TemporaryDirectory() as tmp:
-        model_path = os.path.join(tmp, "model.keras")
-        model.save(model_path)
-        np.savez(os.path.join(tmp, "inputs.npz"), **input_data)
-        out_path = os.path.join(tmp, "outputs.npz")
-        run_in_fresh_process(
-            "import numpy as np, keras\n"
+        path = os.path.join(tmp, "model.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(model), f"reloaded a {type(loaded).__name__}, saved a {type(model).__name__}"
+    assert_allclose(loaded(input_data, training=False), expected, atol=atol, rtol=atol,
+                    msg="reloaded model differs")
+
+
+def run_fresh_process_loading_test(cases):
+    """Saves every model of `cases` ({name: model}) as `.keras`, loads them all in one new
+    interpreter that imports only `keras_transformer`, and checks that each comes back as
+    the same class with the same weights (`run_model_saving_test` compares outputs)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, model in cases.items():
+            model.save(os.path.join(tmp, f"{name}.keras"))
+        stdout = run_in_fresh_process(
+            "import os, numpy as np, keras\n"
             "import keras_transformer\n"
-            f"model = keras.saving.load_model({model_path!r})\n"
-            f"data = dict(np.load({os.path.join(tmp, 'inputs.npz')!r}))\n"
-            "outputs = keras.tree.flatten(model(data, training=False))\n"
-            f"np.savez({out_path!r}, *[keras.ops.convert_to_numpy(o) for o in outputs])\n"
-            f"print(type(model).__name__)\n"
+            f"tmp, names = {tmp!r}, {sorted(cases)!r}\n"
+            "for name in names:\n"
+            "    model = keras.saving.load_model(os.path.join(tmp, name + '.keras'))\n"
+            "    np.savez(os.path.join(tmp, name + '.npz'), *model.get_weights())\n"
+            "    print(name, type(model).__name__)\n"
         )
-        with np.load(out_path) as saved:
-            reloaded = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-    assert_allclose(reloaded, expected, atol=atol, rtol=atol, msg="reloaded model differs")
+        classes = dict(line.split() for line in stdout.splitlines() if line.split()[:1] and line.split()[0] in cases)
+        for name, model in cases.items():
+            assert classes.get(name) == type(model).__name__, (
+                f"{name}: reloaded as {classes.get(name)}, saved a {type(model).__name__}"
+            )
+            with np.load(os.path.join(tmp, f"{name}.npz")) as saved:
+                reloaded = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+            expected = model.get_weights()
+            assert len(reloaded) == len(expected), f"{name}: {len(reloaded)} weights, saved {len(expected)}"
+            for got, want in zip(reloaded, expected):
+                np.testing.assert_array_equal(got, want, err_msg=f"{name}: a reloaded weight differs")
 
 
 def run_model_test(

@@ -1,4 +1,5 @@
-"""A functional model built only from our layers survives `.keras` in a fresh process."""
+"""A functional model built only from our layers survives `.keras` (in a fresh process too:
+tests/models/test_saving.py)."""
 
 import keras
 import numpy as np
@@ -59,5 +60,5 @@ def inputs():
     }
 
 
-def test_keras_file_loads_in_a_fresh_process_with_only_the_package_imported():
+def test_a_model_of_every_public_layer_saves_and_reloads():
     run_model_saving_test(build_seq2seq(), inputs())

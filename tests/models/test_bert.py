@@ -172,21 +172,24 @@ def test_sentence_embedding_is_masked_mean(normalize):
     np.testing.assert_allclose(embeddings, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize(
-    "task",
-    [
-        lambda b: BertMaskedLM(b, next_sentence_prediction=True),
-        lambda b: BertClassifier(b, num_classes=3),
-        lambda b: BertTokenClassifier(b, num_classes=4),
-        lambda b: BertSentenceEmbedding(b, normalize=True),
-        lambda b: BertQuestionAnswering(b),
-    ],
-    ids=["masked_lm", "classifier", "token_classifier", "sentence_embedding", "question_answering"],
-)
+TASKS = {
+    "masked_lm": lambda b: BertMaskedLM(b, next_sentence_prediction=True),
+    "classifier": lambda b: BertClassifier(b, num_classes=3),
+    "token_classifier": lambda b: BertTokenClassifier(b, num_classes=4),
+    "sentence_embedding": lambda b: BertSentenceEmbedding(b, normalize=True),
+    "question_answering": lambda b: BertQuestionAnswering(b),
+}
+
+
+def task_case(name):
+    """One BERT task model on the tiny backbone, and inputs it takes."""
+    model = TASKS[name](_backbone())
+    return model, MLM_INPUTS if isinstance(model, BertMaskedLM) else INPUTS
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
 def test_task_saving(task):
-    model = task(_backbone())
-    data = MLM_INPUTS if isinstance(model, BertMaskedLM) else INPUTS
-    run_model_saving_test(model, data)
+    run_model_saving_test(*task_case(task))
 
 
 # ------------------------------------------------------------ numerics and wiring

@@ -117,7 +117,7 @@ def test_logits_are_float32_under_mixed_precision():
     assert revived.decoder_blocks[0].compute_dtype == "bfloat16"
 
 
-def test_causal_lm_saves_and_reloads_in_a_fresh_process():
+def test_causal_lm_saves_and_reloads():
     # Learned positions, grouped-query heads and an untied head: every kind of weight.
     run_model_saving_test(tiny_lm(**VARIANTS["gqa_untied"]), batch())
 

@@ -134,7 +134,7 @@ def test_lm_model_test(style):
 
 
 @pytest.mark.parametrize("style", sorted(STYLES))
-def test_lm_saving_in_fresh_process(style):
+def test_lm_saves_and_reloads(style):
     run_model_saving_test(tiny_lm(style), tiny_inputs())
 
 
