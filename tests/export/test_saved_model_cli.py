@@ -59,17 +59,16 @@ def test_show_all_lists_signatures_and_run_generates(gpt_export):
 @pytest.mark.slow
 def test_run_every_signature(gpt_export, classifier_export):
     ids = "token_ids=[[5, 6, 7]];padding_mask=[[1, 1, 0]]"
-    for signature in ("serving_default", "serving_default_int64"):
-        logits = _run(gpt_export[2], signature, ids)["logits"]
-        assert logits.startswith("[[[") and "nan" not in logits
+    logits = _run(gpt_export[2], "serving_default_int64", ids)["logits"]  # the int32 one: as BERT's below
+    assert logits.startswith("[[[") and "nan" not in logits
     model, _, path = classifier_export
     bert_ids = "token_ids=[[2, 40, 3]];segment_ids=[[0, 0, 0]];padding_mask=[[1, 1, 1]]"
     expected = model({"token_ids": np.array([[2, 40, 3]]), "segment_ids": np.zeros([1, 3], "int32"),
                       "padding_mask": np.ones([1, 3], "int32")})["logits"]
-    for signature in ("serving_default", "serving_default_int64"):  # graph holds tf-text ops: load them first
-        printed = _run(path, signature, bert_ids, WITH_TF_TEXT)["logits"]
-        numbers = np.array(re.findall(r"-?\d+\.\d*(?:e[-+]?\d+)?", printed), "float64")
-        np.testing.assert_allclose(numbers, np.ravel(expected), atol=1e-5)
+    # The graph holds tf-text ops: load them first.
+    printed = _run(path, "serving_default", bert_ids, WITH_TF_TEXT)["logits"]
+    numbers = np.array(re.findall(r"-?\d+\.\d*(?:e[-+]?\d+)?", printed), "float64")
+    np.testing.assert_allclose(numbers, np.ravel(expected), atol=1e-5)
     classify = _run(path, "classify", 'text=["hello world", "x"]', WITH_TF_TEXT)
     assert classify["label_id"].startswith("[") and "label" in classify
     assert "embeddings" in _run(path, "embed", 'text=["hello world"]', WITH_TF_TEXT)
