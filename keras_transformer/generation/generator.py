@@ -129,15 +129,17 @@ class _Run:
             start = 0 if start is None else int(start)
             self.prompt = np.full((ids.shape[0], 1), start, "int32")
             self.prompt_mask = np.ones_like(self.prompt)
-            self.left = True
+            self.left = self.full = True
             new = s["max_new_tokens"] or max(s["max_length"] - 1, 1)
         else:
             ids, mask, left = _prompt(inputs, "token_ids", "padding_mask", config)
             self.left = left
             self.encoder = None
-            prompt, prompt_mask = decoding.left_align(ids, mask)
-            self.prompt = ops.convert_to_numpy(prompt).astype("int32")
-            self.prompt_mask = ops.convert_to_numpy(prompt_mask).astype("int32")
+            # Rows already end at the last column when every prompt has the longest length.
+            prompt, prompt_mask = (ids, mask) if mask[:, -1].all() else _aligned(model, "left", ids, mask)
+            self.prompt = np.asarray(prompt, "int32")
+            self.prompt_mask = np.asarray(prompt_mask, "int32")
+            self.full = bool(self.prompt_mask[:, 0].all())  # no row padded: nothing to move back
             new = s["max_new_tokens"] or max(s["max_length"] - ids.shape[1], 1)
             total = ids.shape[1] + new
             if total > config.max_sequence_length:
@@ -256,8 +258,8 @@ class _Run:
         return outputs
 
     def assemble(self, tokens, valid):
-        if not self.left:  # back to the caller's right padding
-            tokens, valid = decoding.right_align(tokens, valid)
+        if not self.left and not self.full:  # back to the caller's right padding
+            tokens, valid = _aligned(self.model, "right", tokens, valid)
         tokens, valid = ops.convert_to_numpy(tokens).astype("int32"), ops.convert_to_numpy(valid).astype(bool)
         return {"token_ids": np.where(valid, tokens, 0).astype("int32"), "padding_mask": valid}
 
@@ -344,6 +346,27 @@ def _compile(function, model, chooser, jit_compile):
 
         return call
     return function
+
+
+def _aligned(model, side, tokens, valid):
+    """`decoding.left_align` / `right_align`, compiled once per model (eager ops cost more than decoding
+    a few tokens); returns NumPy arrays."""
+    functions = model.__dict__.setdefault("_keras_transformer_generate_functions", {})
+    key = ("align", side)
+    if key not in functions:
+        function = decoding.left_align if side == "left" else decoding.right_align
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            function = tf.function(function, autograph=False, reduce_retracing=True)
+        elif backend == "jax":
+            import jax
+
+            function = jax.jit(function)
+        functions[key] = function
+    tokens, valid = functions[key](ops.convert_to_tensor(tokens, "int32"), ops.convert_to_tensor(valid, "bool"))
+    return ops.convert_to_numpy(tokens), ops.convert_to_numpy(valid)
 
 
 def _reset_seed(sampler):
