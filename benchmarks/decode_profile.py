@@ -33,12 +33,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from benchmarks.generation import NEW, PROMPT, _keras_hub_model
-from keras_transformer.generation import decoding
-from keras_transformer.models import GPTBackbone, GPTCausalLM, GPTConfig, get_preset
-
-SMALL = GPTConfig(vocabulary_size=8192, num_layers=4, num_heads=4, hidden_dim=256, intermediate_dim=1024,
-                  dropout=0.0, max_sequence_length=256)
+from benchmarks.generation import NEW, PROMPT, _keras_hub_model, config_for
+from keras_transformer.models import GPTBackbone, GPTCausalLM
 
 
 def timed(run, repeats):
@@ -110,14 +106,13 @@ def parts(ours, theirs, prompt, jit):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", help="a GPT preset (default: the small configuration)")
+    parser.add_argument("--preset", default="small", help='a GPT preset, or "small" (vocabulary 8192, width 256, 4 layers)')
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", default="runs/benchmarks/decode_profile.json")
     args = parser.parse_args(argv)
     keras.utils.set_random_seed(0)
-    config = get_preset(args.preset, "gpt") if args.preset else SMALL
-    config = dataclasses.replace(config, dropout=0.0)
+    config = config_for(args.preset)
     ours = GPTCausalLM(GPTBackbone(**config.to_dict()))
     theirs = _keras_hub_model(config)  # its own random weights: greedy timing does not depend on them
     rows = []
@@ -131,7 +126,7 @@ def main(argv=None):
                              "keras_hub_ms": their_seconds * 1000, "speed_vs_keras_hub": their_seconds / our_seconds})
                 print(f"  batch {batch} {'XLA' if jit else 'graph'} {part}: ours {our_seconds * 1000:.1f} ms, "
                       f"keras-hub {their_seconds * 1000:.1f} ms", flush=True)
-    print(f"\n{args.preset or 'small (8192 / 256 / 4 layers / 4 heads)'}: prompt {PROMPT} + {NEW} new tokens, greedy")
+    print(f"\n{args.preset}: prompt {PROMPT} + {NEW} new tokens, greedy")
     print(f"{'batch':>5} {'compile':<6} {'part':<14} {'ours ms':>9} {'keras-hub ms':>13} {'speed':>7}")
     for row in rows:
         print(f"{row['batch']:>5} {'XLA' if row['xla'] else 'graph':<6} {row['part']:<14} {row['ours_ms']:>9.1f} "

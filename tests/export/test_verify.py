@@ -103,15 +103,16 @@ def test_missing_files_and_a_corrupt_graph_are_problems(gpt_export, tmp_path, ca
     from keras_transformer.export.__main__ import main
 
     _, _, path = gpt_export
-    missing = ("assets.extra/keras_transformer_reference.npz", "assets.extra/tf_serving_warmup_requests",
-               "assets.extra/keras_transformer_export.json")
-    copy = tmp_path / "missing" / "1"
-    shutil.copytree(path, copy)
-    for name in missing:
-        os.remove(copy / name)
-    report = verify(str(copy))
-    for name in missing:  # each one named: none hides another
-        assert any(os.path.basename(name) in problem for problem in report["problems"]), (name, report["problems"])
+    # Without the metadata the folder is not a complete export; the other two are each reported.
+    for missing in (("assets.extra/keras_transformer_export.json",),
+                    ("assets.extra/keras_transformer_reference.npz", "assets.extra/tf_serving_warmup_requests")):
+        copy = tmp_path / f"missing{len(missing)}" / "1"
+        shutil.copytree(path, copy)
+        for name in missing:
+            os.remove(copy / name)
+        report = verify(str(copy))
+        for name in missing:
+            assert any(os.path.basename(name) in problem for problem in report["problems"]), (name, report["problems"])
     corrupt = tmp_path / "corrupt" / "1"
     shutil.copytree(path, corrupt)
     (corrupt / "saved_model.pb").write_bytes(b"not a SavedModel")
