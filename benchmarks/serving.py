@@ -117,9 +117,9 @@ def _write(workdir, name, text):
     return path
 
 
-def start_server(base, batching, workdir, root=ROOT, extra_flags=()):
+def start_server(base, batching, workdir, root=ROOT, extra_flags=(), model_name="bench"):
     rest_port = free_port()
-    command = [sys.executable, "-m", "serving", f"--port={free_port()}", f"--rest_api_port={rest_port}", "--model_name=bench",
+    command = [sys.executable, "-m", "serving", f"--port={free_port()}", f"--rest_api_port={rest_port}", f"--model_name={model_name}",
                f"--model_base_path={base}", "--file_system_poll_wait_seconds=0", "--grpc_max_threads=32",
                *extra_flags]
     if batching:

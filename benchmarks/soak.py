@@ -16,10 +16,15 @@ while, phase by phase:
 4. kill: the server is SIGKILLed under load and restarted; the clients count
    errors until it answers again, then the same request must get the same
    answer as before the kill;
-5. exporter: `python -m keras_transformer.export` (a tiny GPT) is SIGKILLed at
+5. generate: an exported tiny GPT on a server of its own, the same clients
+   calling its `generate` signature (16 sampled tokens each);
+6. exporter: `python -m keras_transformer.export` (a tiny GPT) is SIGKILLed at
    random points of its run; only complete versions may ever appear, and the
    next export removes the killed ones' staging folders.
-The trainer's SIGKILL-and-resume is `tests/training/test_kill.py`.
+7. trainer: `python -m training pretrain` (a tiny GPT, 120 steps) is SIGKILLed
+   at random points and rerun, then its newest checkpoint is truncated and
+   it is rerun again; both must end with an uninterrupted run's weights
+   (SHA-256), the damaged checkpoint reported and skipped.
 
 Each phase reports requests, errors (the kill phase's errors are the outage),
 p50/p99 latency and what was checked. Bounded: every loop has a deadline; only
@@ -163,11 +168,131 @@ def exporter_kills(workdir, kills, seed=0):
             "check": "only complete versions appear; a killed export's staging folder is removed by the next"}
 
 
+GENERATE = {"max_new_tokens": [16], "temperature": [0.7], "top_k": [0], "top_p": [0.9], "seed": [1]}
+
+
+def generate_load(workdir, clients, duration):
+    """N clients (half REST, half gRPC) calling an exported tiny GPT's `generate` signature (16 new tokens,
+    sampled) for `duration` seconds on its own server."""
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    import keras_transformer  # noqa: F401
+    from keras_transformer.export import export
+    from keras_transformer.models import GPTCausalLM
+    from keras_transformer.text.tokenizers import train_tokenizer
+
+    base = os.path.join(workdir, "gen")
+    model = GPTCausalLM.from_preset("gpt2_tiny", backbone_overrides={"vocabulary_size": 259})
+    export(model, base, tokenizer=train_tokenizer("bytes", num_sentinels=0), signatures=["generate"],
+           stop_token_ids=[], model_name="gen", warmup=False)
+    process, rest_port, grpc_port = start_server(base, False, workdir, model_name="gen")
+    inputs = dict(GENERATE, prompt=["The soak test says"])
+    body = json.dumps({"signature_name": "generate", "inputs": inputs})
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name, request.model_spec.signature_name = "gen", "generate"
+    dtypes = {"prompt": object, "max_new_tokens": "int32", "temperature": "float32", "top_k": "int32",
+              "top_p": "float32", "seed": "int64"}
+    for name, value in inputs.items():
+        value = [v.encode() for v in value] if name == "prompt" else value
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(np.array(value, dtypes[name])))
+
+    def rest():
+        connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=60)
+
+        def call():
+            connection.request("POST", "/v1/models/gen:predict", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            data = response.read()
+            if response.status != 200 or not json.loads(data)["outputs"]["generated_text"]:
+                raise RuntimeError(data[:200])
+
+        return call
+
+    def grpc_call():
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
+        return lambda: tf.make_ndarray(stub.Predict(request, timeout=60).outputs["generated_text"])
+
+    load = Load(clients, [rest, grpc_call]).start()
+    started = time.monotonic()
+    try:
+        time.sleep(duration)
+        latencies, errors = load.take()
+    finally:
+        load.finish()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    ok = not errors and bool(latencies)
+    detail = f"{len(latencies) / duration:.1f} generations/s of 16 tokens"
+    print(f"  generate: {len(latencies)} requests, {len(errors)} errors: {'ok' if ok else 'FAILED'} {detail}", flush=True)
+    return {"phase": "generate", "requests": len(latencies), "errors": len(errors),
+            "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
+            "seconds": time.monotonic() - started, "ok": ok, "detail": detail, "first_errors": sorted(set(errors))[:3],
+            "check": "sampled generate requests, no errors"}
+
+
+def trainer_kills(workdir, kills, seed=0):
+    """SIGKILLs `python -m training pretrain` at random points and reruns it; then damages its newest
+    checkpoint and reruns again. Every finished run must end with the uninterrupted run's weights."""
+    import subprocess
+
+    from keras_transformer.run_folder import WEIGHTS_FILE, checkpoint_name
+    from keras_transformer.text.corpus import stdlib_documents
+
+    corpus = os.path.join(workdir, "corpus.txt")
+    with open(corpus, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(stdlib_documents(max_files=40)) + "\n")
+    steps = 120
+
+    def command(output):
+        return [sys.executable, "-m", "training", "pretrain", "--data", corpus, "--steps", str(steps),
+                "--checkpoint-every", "10", "--batch-size", "8", "--sequence-length", "32", "--validation-steps", "1",
+                "--verbose", "0", "--deterministic", "--output", output]
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow", CUDA_VISIBLE_DEVICES="")
+
+    def finished(output):
+        result = subprocess.run(command(output), capture_output=True, text=True, env=env, timeout=900)
+        if result.returncode != 0:
+            return None, result.stdout + result.stderr
+        with open(os.path.join(output, "summary.json")) as handle:
+            return json.load(handle)["weights_sha256"], result.stdout + result.stderr
+
+    started = time.monotonic()
+    whole, _ = finished(os.path.join(workdir, "whole"))
+    run_seconds = time.monotonic() - started
+    killed = os.path.join(workdir, "killed")
+    rng = np.random.default_rng(seed)
+    for _ in range(kills):
+        process = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        time.sleep(rng.uniform(0.2, run_seconds))
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(30)
+    resumed, _ = finished(killed)
+    # The newest checkpoint damaged after the fact: the rerun must skip it and redo the last interval.
+    newest = os.path.join(killed, "checkpoints", checkpoint_name(steps), WEIGHTS_FILE)
+    with open(newest, "r+b") as handle:
+        handle.truncate(os.path.getsize(newest) // 2)
+    os.remove(os.path.join(killed, "summary.json"))
+    repaired, log = finished(killed)
+    skipped = "ignoring the damaged checkpoint" in log
+    ok = whole is not None and resumed == whole and repaired == whole and skipped
+    detail = (f"{kills} kills in the first {run_seconds:.0f} s of a {steps}-step run, then the newest checkpoint "
+              f"truncated: final weights {'equal' if resumed == whole else 'DIFFER'} after the kills, "
+              f"{'equal' if repaired == whole else 'DIFFER'} after the repair; damaged checkpoint "
+              f"{'skipped' if skipped else 'NOT reported'}")
+    print(f"  trainer kills: {detail}: {'ok' if ok else 'FAILED'}", flush=True)
+    return {"phase": "trainer", "requests": 0, "errors": int(not ok), "p50_ms": float("nan"), "p99_ms": float("nan"),
+            "seconds": time.monotonic() - started, "ok": ok, "detail": detail,
+            "check": "killed and damaged runs resume to the uninterrupted run's weights"}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load per phase")
     parser.add_argument("--exporter-kills", type=int, default=5, help="SIGKILLed exports of a tiny GPT (0: none)")
+    parser.add_argument("--trainer-kills", type=int, default=3, help="SIGKILLed training runs (0: no trainer phase)")
     parser.add_argument("--output", default="runs/benchmarks/soak.json")
     args = parser.parse_args(argv)
     ids = np.random.RandomState(1).randint(0, VOCABULARY, (1, LENGTH)).astype(np.int32)
@@ -247,8 +372,13 @@ def main(argv=None):
             load.finish()
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
+        rows.append(generate_load(workdir, args.clients, args.duration))
+        checks.append(rows[-1]["ok"])
         if args.exporter_kills:
             rows.append(exporter_kills(workdir, args.exporter_kills))
+            checks.append(rows[-1]["ok"])
+        if args.trainer_kills:
+            rows.append(trainer_kills(workdir, args.trainer_kills))
             checks.append(rows[-1]["ok"])
 
     print(f"\n{args.clients} clients (half REST, half gRPC), {args.duration:.0f} s of load per phase, "
