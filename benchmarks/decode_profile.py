@@ -3,9 +3,9 @@
     python -m benchmarks.decode_profile                       # the small configuration
     python -m benchmarks.decode_profile --preset gpt2_small --batch-sizes 1
 
-Each part is one compiled function (a plain graph, and XLA), timed alone
-(median of --repeats, after a warm-up), same weights, prompt 16 + 112 new
-tokens, greedy:
+Each part is one compiled function (a plain graph, and XLA), ours and
+keras-hub's timed alternately (median of --repeats, after a warm-up), prompt
+16 + 112 new tokens, greedy:
 
 - `model steps`: the prefill and 112 cached model steps in one while loop,
   the next token fed back by argmax and nothing else (ours: the task
@@ -25,27 +25,14 @@ import argparse
 import dataclasses
 import json
 import os
-import statistics
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from benchmarks.generation import NEW, PROMPT, _keras_hub_model, config_for
+from benchmarks.generation import NEW, PROMPT, _keras_hub_model, config_for, round_robin
 from keras_transformer.models import GPTBackbone, GPTCausalLM
-
-
-def timed(run, repeats):
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = run()
-        keras.tree.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, result)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def argmax_loop(prefill, step, prompt, total):
@@ -108,7 +95,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="small", help='a GPT preset, or "small" (vocabulary 8192, width 256, 4 layers)')
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--output", default="runs/benchmarks/decode_profile.json")
     args = parser.parse_args(argv)
     keras.utils.set_random_seed(0)
@@ -120,8 +107,8 @@ def main(argv=None):
         prompt = np.random.default_rng(batch).integers(1, config.vocabulary_size, (batch, PROMPT)).astype("int32")
         for jit in (False, True):
             for part, (mine, my_args, hub, hub_args) in parts(ours, theirs, prompt, jit).items():
-                our_seconds = timed(lambda: mine(*my_args), args.repeats)
-                their_seconds = timed(lambda: hub(*hub_args), args.repeats)
+                times = round_robin({"ours": lambda: mine(*my_args), "keras-hub": lambda: hub(*hub_args)}, args.repeats)
+                our_seconds, their_seconds = times["ours"], times["keras-hub"]
                 rows.append({"batch": batch, "xla": jit, "part": part, "ours_ms": our_seconds * 1000,
                              "keras_hub_ms": their_seconds * 1000, "speed_vs_keras_hub": their_seconds / our_seconds})
                 print(f"  batch {batch} {'XLA' if jit else 'graph'} {part}: ours {our_seconds * 1000:.1f} ms, "

@@ -6,7 +6,7 @@
 
 For each preset and batch size: prompts of 16 tokens, 112 new tokens (128 in
 all), greedy, random weights, no stop token. Each run is compiled and warmed up
-once, then timed (median of --repeats):
+once, then the runs are timed in turn, --repeats rounds (medians):
 
 - ours cached, compiled as a plain graph and with XLA (`jit_compile`), and ours
   recomputing the whole sequence every step;
@@ -47,14 +47,21 @@ def config_for(name):
     return dataclasses.replace(config, vocabulary_size=max(config.vocabulary_size, BYTE_VOCABULARY), dropout=0.0)
 
 
-def timed(run, repeats):
-    run()  # compile and warm up
-    times = []
-    for _ in range(repeats):
+def round_robin(runs, repeats):
+    """{name: median seconds}: every run compiled and warmed up, then timed in turn, `repeats` rounds
+    (the machine's stalls hit every run alike). A run's result is fetched (`.numpy()`) inside its time."""
+    def once(run):
         start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        keras.tree.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, run())
+        return time.perf_counter() - start
+
+    for run in runs.values():
+        once(run)
+    times = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            times[name].append(once(run))
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def keras_hub_model(config, jit_compile):
@@ -80,8 +87,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+", default=["small", "gpt2_small"], help='GPT presets, or "small"')
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", default="runs/benchmarks/generation.json")
+    parser.add_argument("--no-uncached", dest="uncached", action="store_false",
+                        help="skip decoding without the cache (slow at gpt2_small)")
     parser.add_argument("--no-served", dest="served", action="store_false",
                         help="skip the exported signature and the served streams")
     args = parser.parse_args(argv)
@@ -104,16 +113,16 @@ def main(argv=None):
             runs = {
                 "ours, cached": lambda: ours.generate(inputs, NEW),
                 "ours, cached, XLA": lambda: ours.generate(inputs, NEW, jit_compile=True),
-                "ours, uncached": lambda: ours.generate(inputs, NEW, use_cache=False),
                 "keras-hub GPT2CausalLM": lambda: theirs["graph"].generate(hub_inputs, stop_token_ids=None),
                 "keras-hub GPT2CausalLM, XLA": lambda: theirs["XLA"].generate(hub_inputs, stop_token_ids=None),
             }
+            if args.uncached:
+                runs["ours, uncached"] = lambda: ours.generate(inputs, NEW, use_cache=False)
             if exported is not None:
                 signature = exported["signature"]
                 request = generate_request(batch, rng)
                 runs["exported generate signature"] = lambda: signature(**request)
-            for name, run in runs.items():
-                seconds = timed(run, args.repeats)
+            for name, seconds in round_robin(runs, args.repeats).items():
                 rows.append({"preset": preset, "batch": batch, "implementation": name,
                              "seconds": seconds, "tokens_per_second": batch * NEW / seconds})
                 print(f"  {preset} batch {batch} {name}: {seconds:.3f}s", flush=True)
