@@ -141,19 +141,22 @@ def start_server(base, batching, workdir, root=ROOT, extra_flags=(), model_name=
     return process, rest_port, grpc_port
 
 
-def rest_caller(port, ids):
-    body = json.dumps({"inputs": {"token_ids": ids.tolist()}})
+def rest_caller(port, ids=None, model_name="bench", body=None, check=None):
+    """A factory of REST predict callers (one kept-alive connection each) sending `body` (default:
+    `ids` as columnar `token_ids`); a non-200 answer, or one `check(parsed)` finds false, raises."""
+    body = json.dumps(body or {"inputs": {"token_ids": ids.tolist()}})
 
     def make():
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
         def call():
-            connection.request("POST", "/v1/models/bench:predict", body, {"Content-Type": "application/json"})
+            connection.request("POST", f"/v1/models/{model_name}:predict", body, {"Content-Type": "application/json"})
             response = connection.getresponse()
             data = response.read()
             if response.status != 200:
                 raise RuntimeError(data[:200])
-            json.loads(data)
+            if not (check or bool)(json.loads(data)):
+                raise RuntimeError(f"unexpected answer: {data[:200]!r}")
 
         return call
 

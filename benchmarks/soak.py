@@ -188,7 +188,6 @@ def generate_load(workdir, clients, duration):
            stop_token_ids=[], model_name="gen", warmup=False)
     process, rest_port, grpc_port = start_server(base, False, workdir, model_name="gen")
     inputs = dict(GENERATE, prompt=["The soak test says"])
-    body = json.dumps({"signature_name": "generate", "inputs": inputs})
     request = predict_pb2.PredictRequest()
     request.model_spec.name, request.model_spec.signature_name = "gen", "generate"
     dtypes = {"prompt": object, "max_new_tokens": "int32", "temperature": "float32", "top_k": "int32",
@@ -197,17 +196,8 @@ def generate_load(workdir, clients, duration):
         value = [v.encode() for v in value] if name == "prompt" else value
         request.inputs[name].CopyFrom(tf.make_tensor_proto(np.array(value, dtypes[name])))
 
-    def rest():
-        connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=60)
-
-        def call():
-            connection.request("POST", "/v1/models/gen:predict", body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            data = response.read()
-            if response.status != 200 or not json.loads(data)["outputs"]["generated_text"]:
-                raise RuntimeError(data[:200])
-
-        return call
+    rest = rest_caller(rest_port, model_name="gen", body={"signature_name": "generate", "inputs": inputs},
+                       check=lambda answer: answer["outputs"]["generated_text"])
 
     def grpc_call():
         stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))

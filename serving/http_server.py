@@ -501,9 +501,8 @@ class _Connection:
         headers += result.headers + self.server.extra_headers
         if close:
             headers.append(("Connection", "close"))
-        await self._send(h11.Response(status_code=result.status, headers=headers))
-        await self._send(h11.Data(data=result.body if request.method != "HEAD" else b""))
-        await self._send(h11.EndOfMessage())
+        await self._send(h11.Response(status_code=result.status, headers=headers),
+                         h11.Data(data=result.body if request.method != "HEAD" else b""), h11.EndOfMessage())
         self.server.log(request, result.status, len(result.body))
         return not close
 
@@ -573,8 +572,9 @@ class _Connection:
             self.server.log(request, stream.status, sent)
         return False
 
-    async def _send(self, event):
-        data = self.h11.send(event)
+    async def _send(self, *events):
+        """Sends h11 events in one write (one TCP segment for a small answer)."""
+        data = b"".join(self.h11.send(event) or b"" for event in events)
         if data:
             self.writer.write(data)
             await self.writer.drain()
