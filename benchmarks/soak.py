@@ -203,14 +203,16 @@ def generate_load(workdir, clients, duration):
         stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
         return lambda: tf.make_ndarray(stub.Predict(request, timeout=60).outputs["generated_text"])
 
-    rest()()  # the first call runs the signature cold (no warm-up file here): not part of the load
-    load = Load(clients, [rest, grpc_call]).start()
-    started = time.monotonic()
     try:
-        time.sleep(duration)
-        latencies, errors = load.take()
+        rest()()  # the first call runs the signature cold (no warm-up file here): not part of the load
+        load = Load(clients, [rest, grpc_call]).start()
+        started = time.monotonic()
+        try:
+            time.sleep(duration)
+            latencies, errors = load.take()
+        finally:
+            load.finish()
     finally:
-        load.finish()
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
     ok = not errors and bool(latencies)
