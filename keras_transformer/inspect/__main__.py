@@ -88,6 +88,16 @@ def _parser():
     return parser
 
 
+def _check_choices(model, args):
+    """--layers / --heads against every group's blocks and heads, before the model runs."""
+    from keras_transformer.inspect.attention_maps import attention_heads
+    from keras_transformer.inspect.selection import select_indices
+
+    for group, (num_layers, num_heads) in attention_heads(model).items():
+        select_indices(args.layers, num_layers, f"{group} layers")
+        select_indices(args.heads, num_heads, f"{group} heads")
+
+
 def _draw_text(model, tokenizer, args):
     from keras_transformer.inspect.attention_maps import attention_maps
     from keras_transformer.inspect.head_view import head_view_html
@@ -133,6 +143,8 @@ def main(argv=None):
         if args.image is not None and (args.tokenizer is not None):
             raise ValueError("--tokenizer is for text; a ViT takes --image")
         model, tokenizer = load_model_and_tokenizer(args.model, args.tokenizer)
+        family_of(model)  # a model without attention maps is an error before anything else
+        _check_choices(model, args)
         if family_of(model) == "vit" or args.image is not None:
             if args.image is None:
                 raise ValueError("this model is a ViT: pass an image with --image FILE")

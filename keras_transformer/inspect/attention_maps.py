@@ -4,7 +4,8 @@
     maps["encoder"][0]          # (batch, heads, query, key) of the first encoder block
     maps["decoder"], maps["cross"]   # decoder self-attention and cross-attention (T5)
 
-Whichever groups the model has are returned: BERT and ViT "encoder", GPT
+`attention_heads(model)` gives each group's (blocks, heads) without running
+the model. Whichever groups the model has are returned: BERT and ViT "encoder", GPT
 "decoder", T5 all three. Each entry is a NumPy array per block, in block
 order, equal to Hugging Face `output_attentions` on imported checkpoints
 (probabilities after the mask and any position bias; masked keys get 0).
@@ -59,6 +60,11 @@ def _recording(layers):
     finally:
         for layer in layers:
             object.__delattr__(layer, "_compute_attention")
+
+
+def attention_heads(model):
+    """{group: (number of blocks, heads per block)} of a model, without running it."""
+    return {group: (len(layers), layers[0].num_heads) for group, layers in _attention_layers(model).items()}
 
 
 def attention_maps(model, inputs):

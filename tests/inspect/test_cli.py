@@ -60,6 +60,7 @@ def test_run_folder_text_pair_draws_pngs_and_a_head_view_of_the_packed_tokens(be
     np.testing.assert_allclose(np.array(group["attention"])[0], expected["encoder"][1][0], atol=6e-5, rtol=0)
 
 
+@pytest.mark.slow  # another model load and run: TensorFlow only in CI (the code paths are backend-neutral)
 def test_keras_file_takes_a_tokenizer_folder_or_plain_ids(bert_run, tmp_path, capsys):
     folder, _ = bert_run
     code, printed, err = _run(capsys, folder / "model.keras", "--tokenizer", folder / "tokenizer", "--text", "a cat",
@@ -98,6 +99,7 @@ def _t5_with_a_vocab_txt(folder):
     return ["--tokenizer", folder, "--text", "W78 W27 W42 W52 W98 W11 W100 W12", "--target", "w93 w11 w34 w17 w87 w65"]
 
 
+@pytest.mark.slow  # ~5 s on TensorFlow, ~20 s on JAX; attention_maps' parity runs on every backend anyway
 @pytest.mark.parametrize("case, make_arguments", [("gpt2", _gpt2_with_bpe_files), ("t5_v1_0", _t5_with_a_vocab_txt)])
 def test_huggingface_folder_and_tokenizer_files_give_transformers_maps(case, make_arguments, tmp_path, capsys):
     """Row 0 of each fixture (unpadded), typed as text: every group, layer and head as transformers gives it."""

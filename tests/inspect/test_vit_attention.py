@@ -1,11 +1,15 @@
 """ViT: the class token's attention on the patch grid, upsampled and drawn over the image."""
 
+import os
+
 import numpy as np
 import pytest
 
-from keras_transformer.inspect import attention_maps, class_token_attention, save_vit_attention, vit_attention_figure
+from keras_transformer.inspect import class_token_attention, save_vit_attention, vit_attention_figure
 from keras_transformer.inspect.vit_attention import upsample
 from tests.inspect.helpers import png_size, random_maps
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "huggingface")
 
 
 def test_bilinear_upsampling_reproduces_a_linear_ramp_inside_the_image():
@@ -32,27 +36,28 @@ def test_patches_land_where_they_are_in_the_image():
 
 
 def test_tiny_vit_overlay_per_layer_and_averaged_heads(tmp_path):
-    from keras_transformer.models import ViTBackbone
-
-    model = ViTBackbone.from_preset("vit_tiny")  # 32 x 32 images, 8 x 8 patches, 2 layers, 2 heads
-    image = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
-    maps = attention_maps(model, {"images": image})
-    grids = class_token_attention(maps, (4, 4))
+    """On a tiny ViT's real maps: transformers' attentions of the ViT fixture (16 x 16 images, 4 x 4 patches)."""
+    with np.load(os.path.join(FIXTURES, "vit_model", "expected.npz")) as data:
+        images, attentions = data["images"], data["attentions"]  # (2, 16, 16, 3), (layers, 2, heads, 17, 17)
+    maps = {"encoder": list(attentions)}
+    grids = class_token_attention(maps, (4, 4), batch_index=1)
     assert grids.shape == (2, 4, 4)
     for layer, grid in enumerate(grids):
-        weights = maps["encoder"][layer][0]  # (heads, 17, 17)
-        np.testing.assert_allclose(grid, (weights[0, 0, 1:] + weights[1, 0, 1:]).reshape(4, 4) / 2, atol=1e-7)
+        weights = attentions[layer, 1]  # (heads, 17, 17)
+        np.testing.assert_allclose(grid, weights[:, 0, 1:].mean(axis=0).reshape(4, 4), atol=1e-7)
         # The class token's weights on the patches are what its softmax row leaves after itself.
         np.testing.assert_allclose(grid.sum(), 1 - weights[:, 0, 0].mean(), atol=1e-5)
-    np.testing.assert_allclose(class_token_attention(maps, (4, 4), layers=[1], heads=[1])[0],
-                               maps["encoder"][1][0, 1, 0, 1:].reshape(4, 4), atol=1e-7)
-    figure = vit_attention_figure(image[0] * 0.5 + 0.5, maps, patch_size=8)
+    np.testing.assert_allclose(class_token_attention(maps, (4, 4), layers=[1], heads=[2])[0],
+                               attentions[1, 0, 2, 0, 1:].reshape(4, 4), atol=1e-7)
+    picture = images[0] * 0.5 + 0.5  # the processor's normalisation undone
+    figure = vit_attention_figure(picture, maps, patch_size=4)
     assert len(figure.axes) == 1 + 2 and [a.get_title() for a in figure.axes] == [
         "image", "layer 0, mean of heads", "layer 1, mean of heads"]
-    path = save_vit_attention(image[0] * 0.5 + 0.5, maps, str(tmp_path / "vit.png"), patch_size=8, heads=[1])
+    assert figure.axes[2].images[1].get_array().shape == (16, 16)
+    path = save_vit_attention(picture, maps, str(tmp_path / "vit.png"), patch_size=4, heads=[1, 3])
     width, height = png_size(path)
     assert 600 <= width <= 1200 and 250 <= height <= 600, (width, height)
     with pytest.raises(ValueError, match="a 3 x 4 patch grid plus the class token is 13 tokens, but the maps have 17"):
         class_token_attention(maps, (3, 4))
-    with pytest.raises(ValueError, match=r"heads must be .* in \[0, 2\)"):
-        class_token_attention(maps, (4, 4), heads=[2])
+    with pytest.raises(ValueError, match=r"heads must be .* in \[0, 4\)"):
+        class_token_attention(maps, (4, 4), heads=[4])
