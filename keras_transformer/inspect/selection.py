@@ -23,7 +23,7 @@ GROUP_SEQUENCES = {"encoder": ("encoder", "encoder"), "decoder": ("decoder", "de
 
 
 @dataclasses.dataclass
-class Panels:
+class _Panels:
     group: str
     weights: np.ndarray  # (layers, heads, query, key)
     layers: list
@@ -80,7 +80,7 @@ def select_panels(maps, group, tokens=None, layers=None, heads=None, batch_index
     keys = len(key_tokens) if key_tokens is not None else key_length
     weights = np.stack([np.asarray(stack[layer], "float32")[batch_index][heads, :queries, :keys]
                         for layer in layers])
-    return Panels(group, weights, layers, heads, query_tokens, key_tokens)
+    return _Panels(group, weights, layers, heads, query_tokens, key_tokens)
 
 
 def printable(token):
