@@ -13,7 +13,9 @@ The baseline calls the same signature in-process from N threads. Overhead =
 server p50 - in-process p50 at the same concurrency. Then, batching off, the
 same load against variants of the server: Prometheus metrics enabled, the
 access log on, and gRPC over a UNIX socket (`--variants`), so the cost of each
-reads off the rows beside the plain server's. Prints a table and writes JSON.
+reads off the rows beside the plain server's. Last, REST through the standard
+library's `http.server` in front of the same API (`benchmarks/stdlib_rest.py`),
+which prices our HTTP/1.1 front end. Prints a table and writes JSON.
 """
 
 import argparse
@@ -117,9 +119,9 @@ def _write(workdir, name, text):
     return path
 
 
-def start_server(base, batching, workdir, root=ROOT, extra_flags=(), model_name="bench"):
+def start_server(base, batching, workdir, root=ROOT, extra_flags=(), model_name="bench", module="serving"):
     rest_port = free_port()
-    command = [sys.executable, "-m", "serving", f"--port={free_port()}", f"--rest_api_port={rest_port}", f"--model_name={model_name}",
+    command = [sys.executable, "-m", module, f"--port={free_port()}", f"--rest_api_port={rest_port}", f"--model_name={model_name}",
                f"--model_base_path={base}", "--file_system_poll_wait_seconds=0", "--grpc_max_threads=32",
                *extra_flags]
     if batching:
@@ -191,8 +193,12 @@ def main(argv=None):
     parser.add_argument("--batching", nargs="+", default=["off", "on"], choices=["off", "on"])
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS),
                         help="server variants measured beside the plain one (batching off)")
-    parser.add_argument("--baseline_root", default="",
-                        help="also serve from this checkout (e.g. `git archive OLD serving | tar -x -C DIR`), same run")
+    parser.add_argument("--baseline_root", nargs="*", default=[],
+                        help="also serve from these checkouts (e.g. `git archive OLD serving | tar -x -C DIR`), same "
+                             "run; rows are tagged with each folder's name")
+    parser.add_argument("--stdlib-front", action=argparse.BooleanOptionalAction, default=True,
+                        help="also serve REST through the standard library's http.server (benchmarks/stdlib_rest.py): "
+                             "the same API behind another HTTP layer, batching off")
     args = parser.parse_args(argv)
     ids = np.random.RandomState(1).randint(0, VOCABULARY, (1, LENGTH)).astype(np.int32)
     rows, load_before = [], os.getloadavg()[0]
@@ -204,15 +210,19 @@ def main(argv=None):
         for clients in args.clients:
             rows.append({"setup": "in-process SavedModel", "clients": clients, **drive(clients, args.duration, direct)})
             print(f"  in-process, {clients} clients: {rows[-1]['throughput_rps']:.0f} req/s", flush=True)
-        roots = [("", ROOT)] + ([("baseline ", os.path.abspath(args.baseline_root))] if args.baseline_root else [])
-        servers = [(f"batching {b}", root, tag, b == "on", []) for tag, root in roots for b in args.batching]
-        servers += [(variant, ROOT, "", False, VARIANTS[variant](workdir)) for variant in args.variants]
-        for name, root, tag, batching, flags in servers:
+        roots = [("", ROOT)] + [(os.path.basename(os.path.abspath(root)) + " ", os.path.abspath(root))
+                                for root in args.baseline_root]
+        servers = [(f"batching {b}", root, tag, b == "on", [], "serving") for tag, root in roots for b in args.batching]
+        servers += [(variant, ROOT, "", False, VARIANTS[variant](workdir), "serving") for variant in args.variants]
+        if args.stdlib_front and "rest" in args.protocols:
+            servers.append(("http.server front end", ROOT, "", False, [], "benchmarks.stdlib_rest"))
+        for name, root, tag, batching, flags, module in servers:
             process, rest_port, grpc_port = start_server(os.path.join(workdir, "bench"), batching, workdir, root,
-                                                         extra_flags=flags)
+                                                         extra_flags=flags, module=module)
             try:
                 unix = "unix:" + flags[0].split("=", 1)[1] if "UNIX" in name else None
-                for protocol in ["grpc"] if unix else args.protocols:
+                protocols = ["rest"] if module != "serving" else ["grpc"] if unix else args.protocols
+                for protocol in protocols:
                     make = rest_caller(rest_port, ids) if protocol == "rest" else grpc_caller(grpc_port, ids, unix)
                     for clients in args.clients:
                         result = drive(clients, args.duration, make)
@@ -228,10 +238,10 @@ def main(argv=None):
     print(f"\nmodel: token_ids [1, {LENGTH}] -> logits [1, {VOCABULARY}]; {args.duration:.0f} s per row; "
           f"{os.cpu_count()} CPUs (1-min load average {load[0]:.1f} before, {load[1]:.1f} after: clients, server "
           "and anything else running share them)")
-    print(f"{'setup':<33} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'overhead p50':>13} {'errors':>6}")
+    print(f"{'setup':<40} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'overhead p50':>13} {'errors':>6}")
     for row in rows:
         row["overhead_p50_ms"] = row["p50_ms"] - baseline[row["clients"]]["p50_ms"]
-        print(f"{row['setup']:<33} {row['clients']:>7} {row['throughput_rps']:>8.0f} {row['p50_ms']:>8.2f} "
+        print(f"{row['setup']:<40} {row['clients']:>7} {row['throughput_rps']:>8.0f} {row['p50_ms']:>8.2f} "
               f"{row['p99_ms']:>8.2f} {row['overhead_p50_ms']:>12.2f} {row['errors']:>6}")
     os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
     with open(args.output, "w") as handle:

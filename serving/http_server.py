@@ -207,10 +207,9 @@ class HttpServer:
             asyncio.set_event_loop(self._loop)
 
             async def serve():
-                self._server = await asyncio.start_server(self._accept, sock=self._socket,
-                                                          backlog=self.limits.backlog, ssl=self.ssl_context,
-                                                          ssl_handshake_timeout=self.limits.header_timeout
-                                                          if self.ssl_context else None)
+                self._server = await self._loop.create_server(
+                    lambda: _Connection(self), sock=self._socket, backlog=self.limits.backlog, ssl=self.ssl_context,
+                    ssl_handshake_timeout=self.limits.header_timeout if self.ssl_context else None)
                 ready.set()
 
             self._loop.run_until_complete(serve())
@@ -249,34 +248,23 @@ class HttpServer:
         deadline = time.monotonic() + grace_seconds
         for connection in list(self._connections):
             connection.close_if_idle()
-        while time.monotonic() < deadline:
-            busy = [c for c in self._connections if c.answerable()]
-            if not busy:
-                break
+        while any(c.answerable() for c in self._connections) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        else:
-            logger.warning("HTTP: %d requests still running after %.1fs; closing", len(self._connections), grace_seconds)
+        busy = sum(c.answerable() for c in self._connections)
+        if busy:
+            logger.warning("HTTP: %d requests still running after %.1fs; closing", busy, grace_seconds)
         for connection in list(self._connections):
             connection.abort()
 
-    async def _accept(self, reader, writer):
+    def _admit(self, connection):
+        """True if `connection` may be served: at most `max_connections` are open (the oldest idle one makes room)."""
         if len(self._connections) >= self.limits.max_connections:
             idle = [c for c in self._connections if c.idle_since is not None]
-            if idle:
-                min(idle, key=lambda c: c.idle_since).abort()
-            else:
-                writer.write(_raw_error(503, "Too many open connections"))
-                await _close(writer)
-                return
-        connection = _Connection(self, reader, writer)
+            if not idle:
+                return False
+            min(idle, key=lambda c: c.idle_since).abort()
         self._connections.add(connection)
-        try:
-            await connection.serve()
-        except Exception:  # noqa: BLE001 - one connection's failure never stops the server
-            logger.exception("HTTP connection failed")
-        finally:
-            self._connections.discard(connection)
-            await _close(writer)
+        return True
 
 
 def _raw_error(status, message):
@@ -287,30 +275,97 @@ def _raw_error(status, message):
             "Connection: close\r\n\r\n").encode() + body
 
 
-async def _close(writer):
-    try:
-        writer.close()
-        await asyncio.wait_for(writer.wait_closed(), 1)
-    except (OSError, asyncio.TimeoutError, ConnectionError):
-        pass
+class _Connection(asyncio.Protocol):
+    """One client connection, driven by the event loop's callbacks (no task per read): bytes go to h11 as they
+    arrive, a complete request goes to its handler, the answer is written when the handler returns.
 
+    Phases: "idle" (waiting for a request's first byte; `idle_timeout`), "head" (`header_timeout` from the
+    first byte), "body" (`body_timeout` from the last header), "drain" (dropping an oversized body, same
+    timeout), "busy" (a handler runs; bytes that arrive are kept for the next request), "closed".
+    """
 
-class _Connection:
-    """One client connection: reads requests with h11, answers them in order."""
-
-    def __init__(self, server, reader, writer):
-        self.server, self.limits, self.reader, self.writer = server, server.limits, reader, writer
+    def __init__(self, server):
+        self.server, self.limits = server, server.limits
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
+        self.loop = asyncio.get_running_loop()
+        self.transport = self.peer = None
+        self.phase, self.timer = "idle", None
         self.idle_since = time.monotonic()
         self.current = None  # the Request being handled
+        self.request = None  # the Request being read
         self._head = bytearray()  # the bytes of the current request's head (for messages)
-        sock = writer.get_extra_info("socket")
+        self._parts, self._size, self._draining = [], 0, None
+        self._stream_task = None
+        self._writable = None  # a Future while the transport's write buffer is full
+
+    # -------------------------------------------------------------- asyncio.Protocol
+    def connection_made(self, transport):
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        self.peer = writer.get_extra_info("peername")
+        if not self.server._admit(self):
+            self.phase = "closed"
+            transport.write(_raw_error(503, "Too many open connections"))
+            transport.close()
+            return
+        self._set_timer(self.limits.idle_timeout, None)
+
+    def data_received(self, data):
+        if self.phase == "closed":
+            return
+        try:
+            self.h11.receive_data(data)
+        except RuntimeError:  # bytes after the peer's end of stream cannot happen; be safe
+            return
+        if self.phase == "busy":
+            if len(self.h11.trailing_data[0]) > self.limits.max_header_bytes + _READ_SIZE:
+                self.transport.pause_reading()  # a pipelining client waits for its answers
+            return
+        if self.phase == "idle":
+            self.phase, self.idle_since = "head", None
+            self._set_timer(self.limits.header_timeout,
+                            HttpError(408, f"Request headers did not arrive within {self.limits.header_timeout:g} s",
+                                      close=True))
+        if self.phase == "head":
+            head = self._head
+            head.extend(data[: self.limits.max_header_bytes + 2 - len(head)])
+            if b"\n" not in head and len(head) > self.limits.max_url_bytes + 16:
+                return self._fail(HttpError(414, f"Request line is longer than {self.limits.max_url_bytes} bytes",
+                                            close=True))
+        self._process()
+
+    def eof_received(self):
+        if self.phase == "busy" and self.current is not None:
+            self.current.client_gone.set()  # nobody reads the answer's end any more
+        try:
+            self.h11.receive_data(b"")
+        except RuntimeError:
+            pass
+        if self.phase in ("idle", "head", "body", "drain"):
+            self._process()
+        return self.server.ssl_context is None  # keep the transport open for an answer in progress (not for TLS)
+
+    def connection_lost(self, exc):
+        if self.current is not None:
+            self.current.client_gone.set()
+        self.phase = "closed"
+        self._set_timer(None)
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self.server._connections.discard(self)
+
+    def pause_writing(self):
+        self._writable = self.loop.create_future()
+
+    def resume_writing(self):
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
 
     # -------------------------------------------------------------- state for shutdown
     def answerable(self):
@@ -322,87 +377,51 @@ class _Connection:
             self.abort()
 
     def abort(self):
-        transport = self.writer.transport
-        if not transport.is_closing():
-            transport.close()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    # -------------------------------------------------------------- timers
+    def _set_timer(self, seconds, error=None):
+        """One timer per connection: on expiry an idle connection closes quietly, others answer `error`."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if seconds is not None:
+            self.timer = self.loop.call_later(seconds, self._expired, error)
+
+    def _expired(self, error):
+        self.timer = None
+        if error is None:
+            self.abort()
+        else:
+            self._fail(error)
 
     # -------------------------------------------------------------- reading
-    async def _receive(self, timeout):
+    def _process(self):
+        """Feeds h11's events to the request being read until it needs more bytes or a handler takes over."""
         try:
-            data = await asyncio.wait_for(self.reader.read(_READ_SIZE), timeout)
-        except asyncio.TimeoutError:
-            return None
-        except (ConnectionError, OSError):
-            data = b""
-        self.h11.receive_data(data)
-        return data
+            while self.phase in ("idle", "head", "body", "drain"):
+                event = self.h11.next_event()
+                if event is h11.NEED_DATA or event is h11.PAUSED:
+                    return
+                if isinstance(event, h11.ConnectionClosed):
+                    if self.phase == "head" or self._head:
+                        raise HttpError(400, "Connection closed before the request headers were complete", True)
+                    self.abort()
+                    return
+                if isinstance(event, h11.Request):
+                    self._start_request(event)
+                elif isinstance(event, h11.Data):
+                    self._body_data(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    self._end_of_body()
+        except HttpError as error:
+            self._fail(error)
+        except h11.RemoteProtocolError as error:
+            self._fail(self._protocol_error(error))
 
-    async def _next_event(self, until, head=None):
-        """The next h11 event, reading as needed; None on timeout. `head` collects the bytes of the request head."""
-        while True:
-            event = self.h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            remaining = until - time.monotonic()
-            if remaining <= 0:
-                return None
-            data = await self._receive(remaining)
-            if data is None:
-                return None
-            if head is not None:
-                head.extend(data[: self.limits.max_header_bytes + 2 - len(head)])
-                if b"\n" not in head and len(head) > self.limits.max_url_bytes + 16:
-                    raise HttpError(414, f"Request line is longer than {self.limits.max_url_bytes} bytes", close=True)
-
-    async def serve(self):
-        while not self.server.stopping:
-            try:
-                request = await self._read_request()
-                keep = request is not None and await self._answer(request)
-            except HttpError as error:
-                keep = await self._send_error(error)
-            except h11.RemoteProtocolError as error:
-                keep = await self._send_error(self._protocol_error(error))
-            if not keep or self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
-                return
-            self.h11.start_next_cycle()
-            self.idle_since = time.monotonic()
-
-    def _protocol_error(self, error):
-        """h11's complaint as an HttpError with a message that names the problem."""
-        text = str(error)
-        if error.error_status_hint == 431:
-            return HttpError(431, f"Request header block is larger than {self.limits.max_header_bytes} bytes", True)
-        if "Content-Length" in text:
-            found = re.search(rb"(?im)^content-length:[ \t]*([^\r\n]*)", bytes(self._head))
-            value = found.group(1).decode("latin-1").strip() if found else ""
-            return HttpError(400, f"Malformed Content-Length header: {value!r}", True)
-        if "chunk" in text:
-            return HttpError(400, f"Malformed chunk size line in a chunked request body ({text})", True)
-        if "peer closed" in text:
-            return HttpError(400, f"Request body is incomplete: {text}", True)
-        return HttpError(error.error_status_hint, f"Malformed HTTP request: {text}", True)
-
-    async def _read_request(self):
+    def _start_request(self, event):
         limits = self.limits
-        head = self._head = bytearray()
-        # Idle wait for the first byte of a request, then the header timeout for the rest of the head.
-        event = self.h11.next_event()
-        if event is h11.NEED_DATA:
-            data = await self._receive(limits.idle_timeout)
-            if not data:
-                return None  # idle timeout or peer closed: close quietly
-            head.extend(data[: limits.max_header_bytes + 2])
-            if b"\n" not in head and len(head) > limits.max_url_bytes + 16:
-                raise HttpError(414, f"Request line is longer than {limits.max_url_bytes} bytes", close=True)
-            event = await self._next_event(time.monotonic() + limits.header_timeout, head)
-        self.idle_since = None
-        if event is None:
-            raise HttpError(408, f"Request headers did not arrive within {limits.header_timeout:g} s", close=True)
-        if isinstance(event, h11.ConnectionClosed):
-            return None
-        if not isinstance(event, h11.Request):
-            raise HttpError(400, "Malformed HTTP request", close=True)
         method = event.method.decode("latin-1")
         target = event.target.decode("latin-1")
         if len(event.target) > limits.max_url_bytes:
@@ -419,130 +438,147 @@ class _Connection:
             raise HttpError(501, f"Method not implemented: {method}", close=True)
         path, _, query = target.partition("?")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers]
-        request = Request(method, target, path, query, headers, peer=self.peer)
-        request.body = await self._read_body(request)
-        return request
-
-    async def _read_body(self, request):
-        limits = self.limits
+        self.request = Request(method, target, path, query, headers, peer=self.peer)
+        self._parts, self._size, self._draining = [], 0, None
+        self.phase = "body"
+        self._set_timer(limits.body_timeout,
+                        HttpError(408, f"Request body did not arrive within {limits.body_timeout:g} s", close=True))
         limit = limits.max_body_bytes
-        declared = request.header("content-length")
+        declared = self.request.header("content-length")
         if limit and declared is not None and int(declared) > limit:
-            await self._drain(int(declared))
-            raise HttpError(413, f"Request body of {declared} bytes is larger than the limit of {limit} bytes "
-                                 "(--max_request_bytes)")
-        if self.h11.client_is_waiting_for_100_continue:
-            await self._send(h11.InformationalResponse(status_code=100, headers=[]))
-        parts, total = [], 0
-        until = time.monotonic() + limits.body_timeout
-        while True:
-            event = await self._next_event(until)
-            if event is None:
-                raise HttpError(408, f"Request body did not arrive within {limits.body_timeout:g} s", close=True)
-            if isinstance(event, h11.EndOfMessage):
-                break
-            if isinstance(event, h11.Data):
-                total += len(event.data)
-                if limit and total > limit:
-                    await self._drain(None, total)
-                    raise HttpError(413, f"Request body is larger than the limit of {limit} bytes "
-                                         "(--max_request_bytes)")
-                parts.append(event.data)
-            elif isinstance(event, h11.ConnectionClosed):
-                raise HttpError(400, "Connection closed before the request body was complete", close=True)
-        body = b"".join(parts)
-        encoding = (request.header("content-encoding") or "").strip().lower()
-        if encoding == "gzip":
-            body = _gunzip(body, limit)
-        elif encoding not in ("", "identity"):
-            raise HttpError(415, f"Unsupported Content-Encoding: {encoding}")
-        return body
+            self._drain(HttpError(413, f"Request body of {declared} bytes is larger than the limit of {limit} bytes "
+                                       "(--max_request_bytes)"), int(declared))
+        elif self.h11.client_is_waiting_for_100_continue:
+            self._write(h11.InformationalResponse(status_code=100, headers=[]))
 
-    async def _drain(self, declared, seen=0):
+    def _drain(self, error, declared=None):
         """Reads and drops the rest of an oversized body (bounded), so the client can read the 413."""
         if declared is not None and declared > self.limits.max_drain_bytes:
-            raise HttpError(413, f"Request body of {declared} bytes is larger than the limit of "
-                                 f"{self.limits.max_body_bytes} bytes (--max_request_bytes)", close=True)
-        until = time.monotonic() + self.limits.body_timeout
-        while True:
-            event = await self._next_event(until)
-            if event is None or isinstance(event, h11.ConnectionClosed):
-                raise HttpError(413, "Request body is larger than the limit of "
-                                     f"{self.limits.max_body_bytes} bytes (--max_request_bytes)", close=True)
-            if isinstance(event, h11.EndOfMessage):
-                return
-            seen += len(event.data)
-            if seen > self.limits.max_drain_bytes:
-                raise HttpError(413, "Request body is larger than the limit of "
-                                     f"{self.limits.max_body_bytes} bytes (--max_request_bytes)", close=True)
+            raise HttpError(error.status, error.message, close=True)
+        self.phase, self._draining, self._parts = "drain", error, []
+        self._set_timer(self.limits.body_timeout, HttpError(error.status, error.message, close=True))
+
+    def _body_data(self, data):
+        self._size += len(data)
+        limit = self.limits.max_body_bytes
+        if self._draining is not None:
+            if self._size > self.limits.max_drain_bytes:
+                raise HttpError(self._draining.status, self._draining.message, close=True)
+            return
+        if limit and self._size > limit:
+            self._drain(HttpError(413, f"Request body is larger than the limit of {limit} bytes "
+                                       "(--max_request_bytes)"))
+            return
+        self._parts.append(data)
+
+    def _end_of_body(self):
+        request, self.request = self.request, None
+        self._set_timer(None)
+        if self._draining is not None:
+            error, self._draining = self._draining, None
+            raise error
+        body = b"".join(self._parts)
+        self._parts = []
+        encoding = (request.header("content-encoding") or "").strip().lower()
+        if encoding == "gzip":
+            body = _gunzip(body, self.limits.max_body_bytes)
+        elif encoding not in ("", "identity"):
+            raise HttpError(415, f"Unsupported Content-Encoding: {encoding}")
+        request.body = body
+        self._dispatch(request)
+
+    def _protocol_error(self, error):
+        """h11's complaint as an HttpError with a message that names the problem."""
+        text = str(error)
+        if error.error_status_hint == 431:
+            return HttpError(431, f"Request header block is larger than {self.limits.max_header_bytes} bytes", True)
+        if "Content-Length" in text:
+            found = re.search(rb"(?im)^content-length:[ \t]*([^\r\n]*)", bytes(self._head))
+            value = found.group(1).decode("latin-1").strip() if found else ""
+            return HttpError(400, f"Malformed Content-Length header: {value!r}", True)
+        if "chunk" in text:
+            return HttpError(400, f"Malformed chunk size line in a chunked request body ({text})", True)
+        if "peer closed" in text:
+            return HttpError(400, f"Request body is incomplete: {text}", True)
+        return HttpError(error.error_status_hint, f"Malformed HTTP request: {text}", True)
 
     # -------------------------------------------------------------- answering
-    async def _answer(self, request):
-        """Runs the handler and sends its answer; False if the connection must close."""
+    def _dispatch(self, request):
+        """Starts the handler; its answer is written from a callback when it is done."""
         try:
             route = self.server.router.match(request.method, request.path)
         except HttpError as error:
-            return await self._send_error(error, request)
+            return self._fail(error, request)
         if route is None:
             handler, blocking = self.server.router.fallback, True
         else:
             handler, blocking = route.handler, route.blocking
             if route.timeout:
                 request.deadline = time.monotonic() + route.timeout
-        self.current = request
+        self.current, self.phase = request, "busy"
+        if blocking:
+            work = self.loop.run_in_executor(self.server._pool, access_log.bound, request.log, handler, request)
+        else:
+            work = asyncio.ensure_future(handler(request))
+        backstop = None
+        if request.deadline is not None:
+            # A handler still queued well past the deadline is answered here (it drops its work when it starts).
+            backstop = self.loop.call_at(request.deadline + 1.0, self._backstop, request, work)
+        work.add_done_callback(lambda future: self._handled(request, future, backstop))
+
+    def _backstop(self, request, work):
+        if self.current is request:
+            request.client_gone.set()
+            self._finish(request, json_error(504, "Deadline exceeded before the request could run"))
+
+    def _handled(self, request, future, backstop):
+        if backstop is not None:
+            backstop.cancel()
+        if self.current is not request:
+            return  # answered by the backstop already
         try:
-            result = await self._call(handler, blocking, request)
-        finally:
-            self.current = None
+            result = future.result()
+        except Exception as error:  # noqa: BLE001 - a handler bug is a 500, never a dropped connection
+            logger.error("HTTP handler failed for %s %s", request.method, request.path, exc_info=error)
+            result = json_error(500, f"Internal error: {type(error).__name__}")
+        self._finish(request, result)
+
+    def _finish(self, request, result):
+        self.current = None
+        if self.phase == "closed":
+            return
         if isinstance(result, EventStream):
-            return await self._stream(request, result)
+            self._stream_task = asyncio.ensure_future(self._stream(request, result))
+            return
         close = self.server.stopping or request.client_gone.is_set()
         headers = [("Content-Type", result.content_type), ("Content-Length", str(len(result.body)))]
         headers += result.headers + self.server.extra_headers
         if close:
             headers.append(("Connection", "close"))
-        await self._send(h11.Response(status_code=result.status, headers=headers),
-                         h11.Data(data=result.body if request.method != "HEAD" else b""), h11.EndOfMessage())
+        self._write(h11.Response(status_code=result.status, headers=headers),
+                    h11.Data(data=result.body if request.method != "HEAD" else b""), h11.EndOfMessage())
         self.server.log(request, result.status, len(result.body))
-        return not close
+        self._next_cycle(not close)
 
-    async def _call(self, handler, blocking, request):
-        """The handler's result; a client that closes its connection meanwhile sets `client_gone`."""
-        if blocking:
-            work = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(
-                self.server._pool, access_log.bound, request.log, handler, request))
-        else:
-            work = asyncio.ensure_future(handler(request))
-        watch = asyncio.ensure_future(self.reader.read(_READ_SIZE)) if not self.h11.trailing_data[1] else None
-        try:
-            while True:
-                waiting = {work} | ({watch} if watch is not None else set())
-                # Backstop: a handler still queued well past the deadline is answered here (it drops its work).
-                backstop = None if request.deadline is None else request.deadline + 1.0 - time.monotonic()
-                done, _ = await asyncio.wait(waiting, timeout=None if backstop is None else max(backstop, 0),
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if not done:
-                    request.client_gone.set()
-                    return json_error(504, "Deadline exceeded before the request could run")
-                if work in done:
-                    break
-                try:
-                    data = watch.result()
-                except (ConnectionError, OSError):
-                    data = b""
-                watch = None
-                if data:
-                    self.h11.receive_data(data)  # a pipelined request: kept for the next cycle
-                else:
-                    request.client_gone.set()
-                    self.h11.receive_data(b"")
-            return work.result()
-        except Exception as error:  # noqa: BLE001 - a handler bug is a 500, never a dropped connection
-            logger.exception("HTTP handler failed for %s %s", request.method, request.path)
-            return json_error(500, f"Internal error: {type(error).__name__}")
-        finally:
-            if watch is not None:
-                watch.cancel()
+    def _next_cycle(self, keep):
+        """After an answer: closes, or starts reading the next request (perhaps already buffered)."""
+        if not keep or self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE \
+                or self.server.stopping:
+            self.phase = "closed"
+            self._set_timer(None)
+            self.abort()
+            return
+        self.h11.start_next_cycle()
+        self.phase, self.idle_since, self._head = "idle", time.monotonic(), bytearray()
+        self._set_timer(self.limits.idle_timeout, None)
+        self.transport.resume_reading()
+        if self.h11.trailing_data[0] or self.h11.trailing_data[1]:
+            self.phase, self.idle_since = "head", None
+            self._head.extend(self.h11.trailing_data[0][: self.limits.max_header_bytes + 2])
+            self._set_timer(self.limits.header_timeout,
+                            HttpError(408, f"Request headers did not arrive within {self.limits.header_timeout:g} s",
+                                      close=True))
+            self._process()
 
     async def _stream(self, request, stream):
         headers = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")]
@@ -550,39 +586,48 @@ class _Connection:
         if self.h11.their_http_version == b"1.0":
             headers.append(("Connection", "close"))
         events = stream.events
-        sent = 0
+        sent, keep = 0, False
+        self.current = request
         try:
-            await self._send(h11.Response(status_code=stream.status, headers=headers))
+            self._write(h11.Response(status_code=stream.status, headers=headers))
             async for item in events:
-                if self.writer.transport.is_closing():
+                if self.transport.is_closing():
                     request.client_gone.set()
                     break
                 data = EventStream.encode(item)
-                await self._send(h11.Data(data=data))
+                self._write(h11.Data(data=data))
                 sent += len(data)
+                if self._writable is not None:
+                    await self._writable
             else:
-                await self._send(h11.EndOfMessage())
-                return True
+                self._write(h11.EndOfMessage())
+                keep = True
         except (ConnectionError, OSError):
             request.client_gone.set()
         finally:
+            self.current = None
             closer = getattr(events, "aclose", None)
             if closer is not None:
                 await closer()
             self.server.log(request, stream.status, sent)
-        return False
+        self._next_cycle(keep and self.h11.their_http_version != b"1.0")
 
-    async def _send(self, *events):
+    def _write(self, *events):
         """Sends h11 events in one write (one TCP segment for a small answer)."""
         data = b"".join(self.h11.send(event) or b"" for event in events)
-        if data:
-            self.writer.write(data)
-            await self.writer.drain()
+        if data and not self.transport.is_closing():
+            self.transport.write(data)
 
-    async def _send_error(self, error, request=None):
-        """Answers with a JSON error if h11 still lets us; returns False when the connection must close."""
+    def _fail(self, error, request=None):
+        """Answers with a JSON error if h11 still lets us, then closes or goes on with the next request."""
+        self._set_timer(None)
+        self.request, self._parts, self._draining = None, [], None
+        if self.phase == "closed":
+            return
         if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            return False
+            self.phase = "closed"
+            self.abort()
+            return
         headers = [("Content-Type", "application/json")]
         body = error_body(error.message)
         headers.append(("Content-Length", str(len(body))))
@@ -595,16 +640,19 @@ class _Connection:
         try:
             if self.h11.our_state is h11.IDLE or self.h11.their_state is h11.ERROR:
                 # h11 refuses to answer after a protocol error; write the answer ourselves.
-                self.writer.write(_status_line(error.status, headers) + body)
-                await self.writer.drain()
-                return False
-            await self._send(h11.Response(status_code=error.status, headers=headers + self.server.extra_headers))
-            await self._send(h11.Data(data=body if request is None or request.method != "HEAD" else b""))
-            await self._send(h11.EndOfMessage())
-        except (ConnectionError, OSError, h11.LocalProtocolError):
-            return False
+                self.transport.write(_status_line(error.status, headers) + body)
+                self.phase = "closed"
+                self.abort()
+                return
+            self._write(h11.Response(status_code=error.status, headers=headers + self.server.extra_headers),
+                        h11.Data(data=body if request is None or request.method != "HEAD" else b""),
+                        h11.EndOfMessage())
+        except h11.LocalProtocolError:
+            self.phase = "closed"
+            self.abort()
+            return
         self.server.log(request, error.status, len(body))
-        return not close
+        self._next_cycle(not close)
 
 
 def _status_line(status, headers):

@@ -254,3 +254,83 @@ def test_codec_never_fails_with_anything_but_a_client_error(value, dtype):
         json_tensor.predict_inputs(document, {"x": dtype})
     except ServingError as error:
         assert error.http_status < 500, error
+
+
+def _router_server(**routes):
+    """An HttpServer over a Router of `name -> handler` routes at `/name` (no model involved)."""
+    from serving.http_server import HttpServer, Router
+
+    router = Router()
+    for name, (handler, blocking, timeout) in routes.items():
+        router.add("/" + name, handler, blocking=blocking, timeout=timeout)
+    return HttpServer(router, "127.0.0.1", 0).start()
+
+
+def test_pipelined_requests_are_answered_in_order():
+    from serving.http_server import Response
+
+    def echo(request):
+        time.sleep(0.05 if request.body == b"slow" else 0)
+        return Response(200, request.body, "text/plain")
+
+    server = _router_server(echo=(echo, True, None))
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+            requests = [b"slow", b"second", b"third"]
+            connection.sendall(b"".join(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+                                        for body in requests))
+            reply = connection.makefile("rb")
+            for body in requests:
+                assert reply.readline().startswith(b"HTTP/1.1 200")
+                headers = {}
+                while (line := reply.readline().strip()):
+                    key, _, value = line.decode().partition(":")
+                    headers[key.lower()] = value.strip()
+                assert reply.read(int(headers["content-length"])) == body
+    finally:
+        server.stop(1)
+
+
+def test_client_gone_and_deadline_reach_the_handler():
+    import threading
+
+    from serving.http_server import Response
+
+    seen, release = {}, threading.Event()
+
+    def wait(request):
+        release.wait(10)
+        seen[request.body] = request.expired()
+        return Response(200, b"late", "text/plain")
+
+    def never(request):
+        time.sleep(3)
+        seen["deadline"] = request.expired()
+        return Response(200, b"too late", "text/plain")
+
+    server = _router_server(wait=(wait, True, None), never=(never, True, 0.2))
+    try:
+        # The client closes while its request runs: the handler sees the request expired.
+        connection = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        connection.sendall(b"POST /wait HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\ngone")
+        time.sleep(0.3)
+        connection.close()
+        time.sleep(0.3)
+        release.set()
+        _wait_for(lambda: b"gone" in seen)
+        assert seen[b"gone"] is True
+        # A route's timeout: the client gets a 504 at the deadline's backstop, the handler sees expired().
+        started = time.monotonic()
+        answer = _exchange(server.port, b"POST /never HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        _assert_json_error(answer, 504, "Deadline exceeded")
+        assert time.monotonic() - started < 2.5
+        _wait_for(lambda: "deadline" in seen)
+        assert seen["deadline"] is True
+    finally:
+        server.stop(1)
+
+
+def _wait_for(predicate, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
