@@ -305,6 +305,20 @@ def _prompt(inputs, ids_key, mask_key, config):
 # --------------------------------------------------------------- compiling
 
 
+def _compile_pure(function, jit_compile=False, **tf_options):
+    """`function` of arrays (no variables) compiled by the backend's own compiler; PyTorch runs it eagerly."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function, jit_compile=jit_compile, autograph=False, **tf_options)
+    if backend == "jax":
+        import jax
+
+        return jax.jit(function)
+    return function
+
+
 def _compile(function, model, chooser, jit_compile):
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -312,7 +326,7 @@ def _compile(function, model, chooser, jit_compile):
 
         if jit_compile == "auto":
             jit_compile = bool(tf.config.list_physical_devices("GPU"))
-        return tf.function(function, jit_compile=bool(jit_compile), autograph=False)
+        return _compile_pure(function, jit_compile=bool(jit_compile))
     if backend == "jax":
         import jax
 
@@ -355,16 +369,7 @@ def _aligned(model, side, tokens, valid):
     key = ("align", side)
     if key not in functions:
         function = decoding.left_align if side == "left" else decoding.right_align
-        backend = keras.backend.backend()
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            function = tf.function(function, autograph=False, reduce_retracing=True)
-        elif backend == "jax":
-            import jax
-
-            function = jax.jit(function)
-        functions[key] = function
+        functions[key] = _compile_pure(function, reduce_retracing=True)
     tokens, valid = functions[key](ops.convert_to_tensor(tokens, "int32"), ops.convert_to_tensor(valid, "bool"))
     return ops.convert_to_numpy(tokens), ops.convert_to_numpy(valid)
 
