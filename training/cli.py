@@ -23,6 +23,8 @@ COMMANDS = {
     "pretrain": "pre-train (or continue pre-training with --init) a GPT, BERT or T5 model",
     "classify": "fine-tune BERT for sequence classification on label<TAB>text lines",
     "text-to-text": "fine-tune T5 on source<TAB>target lines",
+    "classify-images": "train a ViT image classifier on one sub-folder of JPEG/PNG images per class "
+                       "(default: built-in synthetic shapes)",
     "tokenizer": "only train a tokenizer on --data and save it in --output (for multi-worker runs)",
 }
 RELOAD_TOLERANCE = 1e-5
@@ -107,12 +109,14 @@ def format_summary(summary):
     """The lines printed at the end of a run."""
     initial, final = summary["initial_validation"], summary["final_validation"]
     line = f"validation loss {initial['loss']:.3f} -> {final['loss']:.3f}"
-    if summary["task"] != "classify":
+    if summary["task"] not in ("classify", "classify-images"):
         line += " nats/token"
         if _figure(final, "perplexity") is not None:
             line += f" (perplexity {_figure(initial, 'perplexity'):.1f} -> {_figure(final, 'perplexity'):.1f})"
     if _figure(final, "accuracy") is not None:
         line += f", accuracy {_figure(initial, 'accuracy'):.3f} -> {_figure(final, 'accuracy'):.3f}"
+        if summary.get("labels"):
+            line += f" ({len(summary['labels'])} classes, chance {1 / len(summary['labels']):.3f})"
     if summary.get("unigram_entropy") is not None:
         line += f"; uniform {summary['uniform_entropy']:.3f}, unigram entropy {summary['unigram_entropy']:.3f}"
     lines = [line]
@@ -121,15 +125,20 @@ def format_summary(summary):
         lines.append(f"nothing to train: the run in {summary['output']} is complete (step {summary['steps']}); "
                      f"--overwrite trains it again")
     else:
+        if summary.get("images_per_second") is not None:
+            size = summary["image_size"]
+            rows, rate = f"{summary['batch_size']} images ({size}x{size})", f"{summary['images_per_second']:,.0f} images/s"
+        else:
+            rows, rate = f"{summary['tokens_per_step']:,} tokens", f"{summary['tokens_per_second']:,.0f} tokens/s"
         lines.append(
             f"trained {trained} steps" + (f" (resumed at {summary['resumed_from']})" if summary["resumed_from"] else "")
-            + f" of {summary['tokens_per_step']:,} tokens in {summary['fit_seconds']:.0f}s "
-            f"({summary['tokens_per_second']:,.0f} tokens/s); {summary['seconds']:.0f}s in all"
+            + f" of {rows} in {summary['fit_seconds']:.0f}s ({rate}); {summary['seconds']:.0f}s in all"
         )
     output = summary["output"]
     files = (["model.keras"] if summary.get("model_file") else []) + (
         [os.path.relpath(summary["checkpoint"], output)] if summary.get("checkpoint") else [])
-    lines.append(f"output {output}: {', '.join(files + ['tokenizer/', 'logs/'])} "
+    files += ["tokenizer/"] if summary.get("vocabulary_size") else []
+    lines.append(f"output {output}: {', '.join(files + ['logs/'])} "
                  f"(tensorboard --logdir {os.path.join(output, 'logs')})")
     if summary.get("reload_difference") is not None:
         lines.append(f"model.keras reloaded: outputs differ by at most {summary['reload_difference']:.1e}")
