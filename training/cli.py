@@ -17,7 +17,7 @@ import os
 import sys
 
 import training
-from training.config import TrainConfig
+from training.config import IMAGE_OPTIONS, TEXT_OPTIONS, TrainConfig
 
 COMMANDS = {
     "pretrain": "pre-train (or continue pre-training with --init) a GPT, BERT or T5 model",
@@ -42,10 +42,10 @@ def _key_value(text):
         return key, value  # a bare string, e.g. position_encoding=rotary
 
 
-def _add_options(parser, names=None):
+def _add_options(parser, names=None, exclude=()):
     for field in dataclasses.fields(TrainConfig):
         flag = field.metadata.get("cli", True)
-        if flag is False or (names is not None and field.name not in names):
+        if flag is False or (names is not None and field.name not in names) or field.name in exclude:
             continue
         flag = flag if isinstance(flag, str) else "--" + field.name.replace("_", "-")
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
@@ -73,7 +73,8 @@ def build_parser():
         if name != "tokenizer":
             sub.add_argument("--config", dest="config_file", metavar="FILE.json",
                              help="read options from this JSON file (flags given here override it)")
-        _add_options(sub, TOKENIZER_OPTIONS if name == "tokenizer" else None)
+        _add_options(sub, TOKENIZER_OPTIONS if name == "tokenizer" else None,
+                     exclude=TEXT_OPTIONS if name == "classify-images" else IMAGE_OPTIONS)
     return parser
 
 
@@ -127,7 +128,8 @@ def format_summary(summary):
     else:
         if summary.get("images_per_second") is not None:
             size = summary["image_size"]
-            rows, rate = f"{summary['batch_size']} images ({size}x{size})", f"{summary['images_per_second']:,.0f} images/s"
+            rows = f"{summary['batch_size']} images ({size}x{size})"
+            rate = f"{summary['images_per_second']:,.0f} images/s"
         else:
             rows, rate = f"{summary['tokens_per_step']:,} tokens", f"{summary['tokens_per_second']:,.0f} tokens/s"
         lines.append(

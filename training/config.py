@@ -14,7 +14,9 @@ TASKS = ("pretrain", "classify", "text-to-text", "classify-images")
 FAMILIES = ("gpt", "bert", "t5", "vit")
 DEFAULT_PRESETS = {"gpt": "gpt2_tiny", "bert": "bert_tiny", "t5": "t5_tiny", "vit": "vit_tiny"}
 TASK_FAMILIES = {"classify": "bert", "text-to-text": "t5", "classify-images": "vit"}  # tasks of one family
-TEXT_ONLY = ("document_per", "tokenizer", "sequence_length", "target_length")  # options images ignore
+TEXT_OPTIONS = ("document_per", "tokenizer", "tokenizer_kind", "vocabulary_size", "sequence_length",
+                "target_length")  # not for classify-images
+IMAGE_OPTIONS = ("image_size", "random_flip")  # for classify-images only
 DEFAULT_LEARNING_RATE = 5e-3
 TASK_LEARNING_RATES = {"classify-images": 1e-3}
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -186,14 +188,13 @@ class TrainConfig:
                 raise ValueError(f"--model-option must be KEY=VALUE pairs; received {self.model_options!r}")
 
     def _check_image_options(self):
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
         if self.task != "classify-images":
-            given = [name for name, value in (("image_size", self.image_size), ("random_flip", self.random_flip))
-                     if value]
+            given = [name for name in IMAGE_OPTIONS if getattr(self, name) != defaults[name]]
             if given:
                 raise ValueError(f"for the classify-images task only: {', '.join(map(_flag, given))}")
             return
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        ignored = [name for name in TEXT_ONLY if getattr(self, name) != defaults[name]]
+        ignored = [name for name in TEXT_OPTIONS if getattr(self, name) != defaults[name]]
         if ignored:
             raise ValueError(f"for text tasks only (classify-images reads images): {', '.join(map(_flag, ignored))}")
         if len(self.data) > 1 or len(self.validation_data) > 1:

@@ -131,7 +131,8 @@ def test_bad_image_bytes_are_rejected_with_a_message_naming_the_input(server):
     assert "image_bytes must hold JPEG or PNG images" in caught.value.details()
 
     corrupt = files[0][:40]  # a PNG header, then nothing: the decoder's own error, still INVALID_ARGUMENT
-    body = {"signature_name": "classify_image", "instances": [{"image_bytes": {"b64": base64.b64encode(corrupt).decode()}}]}
+    body = {"signature_name": "classify_image",
+            "instances": [{"image_bytes": {"b64": base64.b64encode(corrupt).decode()}}]}
     status, answer = rest_json(server.rest_port, "POST", "/v1/models/vit:predict", body)
     assert status == 400 and "PNG" in answer["error"]
 

@@ -44,9 +44,8 @@ def test_command_help_lists_every_option_with_its_default(capsys):
         (["--preset", "bert_tiny"], "unknown preset 'bert_tiny'; valid presets: gpt2_large"),
         (["--model-option", "num_layers"], "expected KEY=VALUE, received 'num_layers'"),
         (["--labels", "a", "b"], "--labels is for the classify and classify-images tasks only"),
-        (["--image-size", "48", "--random-flip"], "for the classify-images task only: --image-size, --random-flip"),
-        (["classify-images", "--sequence-length", "16"], "for text tasks only (classify-images reads images): "
-                                                          "--sequence-length"),
+        (["--image-size", "48"], "unrecognized arguments: --image-size"),
+        (["classify-images", "--sequence-length", "16"], "unrecognized arguments: --sequence-length"),
         (["classify-images", "--family", "bert"], "trains the vit family; received --family bert"),
         (["classify-images", "--image-size", "0"], "--image-size must be a positive integer; received 0"),
         (["classify-images", "--data", "a", "b"], "one image folder per --data / --validation-data"),

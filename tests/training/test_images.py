@@ -101,6 +101,18 @@ def test_the_image_stream_is_a_function_of_the_step_and_flips_at_random():
     assert 0 < sum(flipped) < len(rows)
 
 
+def test_options_of_the_other_kind_of_task_are_refused():
+    with pytest.raises(ValueError, match="for the classify-images task only: --image-size, --random-flip"):
+        TrainConfig(image_size=48, random_flip=True)
+    with pytest.raises(ValueError, match=r"text tasks only \(classify-images reads images\): --tokenizer, --seq"):
+        TrainConfig(task="classify-images", tokenizer="tok/", sequence_length=16)
+    with pytest.raises(ValueError, match="--image-size 48 and --model-option image_size=64 disagree"):
+        TrainConfig(task="classify-images", image_size=48, model_options={"image_size": 64})
+    with pytest.raises(ValueError, match="--validation-data needs --data"):
+        TrainConfig(task="classify-images", validation_data=["val/"])
+    assert TrainConfig(task="classify-images").learning_rate == 1e-3 and TrainConfig().learning_rate == 5e-3
+
+
 def _image_folder(root, per_class, bad=()):
     _, images, labels = synthetic_images(per_class=per_class, size=24, class_names=["circle", "vertical_stripes"])
     for index, (image, label) in enumerate(zip(images, labels)):
