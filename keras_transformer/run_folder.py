@@ -2,7 +2,8 @@
 
     OUTPUT/model.keras                          the final model (once training ends)
     OUTPUT/config.json                          the model's Keras config (`keras_config`), labels, ...
-    OUTPUT/tokenizer/                           keras_transformer.text.save_tokenizer
+    OUTPUT/tokenizer/                           keras_transformer.text.save_tokenizer (text tasks; an image
+                                                classifier's config.json has the image size and class labels)
     OUTPUT/checkpoints/ckpt-00000100/           model.weights.h5 + state.json {"step", "weights_sha256", ...}
     OUTPUT/checkpoints/.tmp-ckpt-00000200-PID/  a checkpoint being written (never read)
 

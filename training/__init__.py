@@ -1,4 +1,4 @@
-r"""The training application: `python -m training [pretrain|classify|text-to-text|tokenizer] [options]`.
+r"""The training application: `python -m training [pretrain|classify|text-to-text|classify-images|tokenizer] [options]`.
 
 With no arguments it pre-trains a small GPT (gpt2_tiny: 2 layers, 64 wide) on
 byte-level ids of the built-in corpus for 600 steps (about a minute on two
@@ -33,8 +33,13 @@ starts over. Fine-tuning:
     python -m training classify --init runs/bert --data train.txt --output runs/cls      # label<TAB>text
     python -m training text-to-text --init hf/t5-small --tokenizer tok/ --data pairs.txt  # source<TAB>target
 
+Images (a ViT; no --data: built-in synthetic shapes, 7 classes, drawn at run time):
+
+    python -m training classify-images --output runs/vit                                 # built-in images
+    python -m training classify-images --data photos/ --image-size 64 --random-flip     # photos/CLASS/*.jpg
+
 Modules: config (options), cli, run (one run end to end), data (text,
-tokenizer, pipelines), modeling (presets, --init, heads), optimizer (AdamW,
+images, tokenizer, pipelines), modeling (presets, --init, heads), optimizer (AdamW,
 clipping, loss scaling), schedules, checkpoints, callbacks, distribution
 (strategies, sharding), compat (Keras multi-worker fix).
 """

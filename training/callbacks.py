@@ -95,9 +95,9 @@ class Checkpointer(keras.callbacks.Callback):
 class Progress(keras.callbacks.Callback):
     """verbose 1: one progress bar over all steps; 2: one line per interval; 0: nothing."""
 
-    def __init__(self, tracker, verbose, tokens_per_step, echo):
+    def __init__(self, tracker, verbose, per_step, echo, unit="tokens"):
         super().__init__()
-        self.tracker, self.verbose, self.tokens_per_step, self.echo = tracker, verbose, tokens_per_step, echo
+        self.tracker, self.verbose, self.per_step, self.echo, self.unit = tracker, verbose, per_step, echo, unit
         self.bar = None
 
     def on_train_begin(self, logs=None):
@@ -113,10 +113,10 @@ class Progress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.verbose == 0:
             return
-        rate = self.tracker.interval_rate() * self.tokens_per_step
+        rate = self.tracker.interval_rate() * self.per_step
         parts = [f"{k} {float(v):.4g}" for k, v in (logs or {}).items() if np.ndim(v) == 0]
         line = (f"step {self.tracker.step}/{self.tracker.total}: " + ", ".join(parts)
-                + f", lr {_learning_rate(self.model):.3g}, {rate:,.0f} tokens/s")
+                + f", lr {_learning_rate(self.model):.3g}, {rate:,.0f} {self.unit}/s")
         if self.bar is not None:
             sys.stdout.write("\n")  # leave the progress bar's line
         self.echo(line)
@@ -124,12 +124,12 @@ class Progress(keras.callbacks.Callback):
 
 class TensorBoardLogger(keras.callbacks.Callback):
     """Scalars against the global step: training loss and learning rate every `every` steps;
-    the interval means, validation metrics and tokens/s at each checkpoint.
+    the interval means, validation metrics and tokens/s (images: images/s) at each checkpoint.
     OUTPUT/logs/train and OUTPUT/logs/validation (`tensorboard --logdir OUTPUT/logs`)."""
 
-    def __init__(self, log_dir, tracker, every, tokens_per_step):
+    def __init__(self, log_dir, tracker, every, per_step, unit="tokens"):
         super().__init__()
-        self.tracker, self.every, self.tokens_per_step = tracker, every, tokens_per_step
+        self.tracker, self.every, self.per_step, self.unit = tracker, every, per_step, unit
         self.train = tf.summary.create_file_writer(f"{log_dir}/train")
         self.validation = tf.summary.create_file_writer(f"{log_dir}/validation")
 
@@ -145,7 +145,7 @@ class TensorBoardLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         step = self.tracker.step
         with self.train.as_default():
-            _scalar("tokens_per_second", self.tracker.interval_rate() * self.tokens_per_step, step)
+            _scalar(f"{self.unit}_per_second", self.tracker.interval_rate() * self.per_step, step)
             _scalar("learning_rate", _learning_rate(self.model), step)
             for key, value in (logs or {}).items():
                 if not key.startswith("val_") and np.ndim(value) == 0:

@@ -17,12 +17,14 @@ import os
 import sys
 
 import training
-from training.config import TrainConfig
+from training.config import IMAGE_OPTIONS, TEXT_OPTIONS, TrainConfig
 
 COMMANDS = {
     "pretrain": "pre-train (or continue pre-training with --init) a GPT, BERT or T5 model",
     "classify": "fine-tune BERT for sequence classification on label<TAB>text lines",
     "text-to-text": "fine-tune T5 on source<TAB>target lines",
+    "classify-images": "train a ViT image classifier on one sub-folder of JPEG/PNG images per class "
+                       "(default: built-in synthetic shapes)",
     "tokenizer": "only train a tokenizer on --data and save it in --output (for multi-worker runs)",
 }
 RELOAD_TOLERANCE = 1e-5
@@ -40,10 +42,10 @@ def _key_value(text):
         return key, value  # a bare string, e.g. position_encoding=rotary
 
 
-def _add_options(parser, names=None):
+def _add_options(parser, names=None, exclude=()):
     for field in dataclasses.fields(TrainConfig):
         flag = field.metadata.get("cli", True)
-        if flag is False or (names is not None and field.name not in names):
+        if flag is False or (names is not None and field.name not in names) or field.name in exclude:
             continue
         flag = flag if isinstance(flag, str) else "--" + field.name.replace("_", "-")
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
@@ -71,7 +73,8 @@ def build_parser():
         if name != "tokenizer":
             sub.add_argument("--config", dest="config_file", metavar="FILE.json",
                              help="read options from this JSON file (flags given here override it)")
-        _add_options(sub, TOKENIZER_OPTIONS if name == "tokenizer" else None)
+        _add_options(sub, TOKENIZER_OPTIONS if name == "tokenizer" else None,
+                     exclude=TEXT_OPTIONS if name == "classify-images" else IMAGE_OPTIONS)
     return parser
 
 
@@ -107,12 +110,14 @@ def format_summary(summary):
     """The lines printed at the end of a run."""
     initial, final = summary["initial_validation"], summary["final_validation"]
     line = f"validation loss {initial['loss']:.3f} -> {final['loss']:.3f}"
-    if summary["task"] != "classify":
+    if summary["task"] not in ("classify", "classify-images"):
         line += " nats/token"
         if _figure(final, "perplexity") is not None:
             line += f" (perplexity {_figure(initial, 'perplexity'):.1f} -> {_figure(final, 'perplexity'):.1f})"
     if _figure(final, "accuracy") is not None:
         line += f", accuracy {_figure(initial, 'accuracy'):.3f} -> {_figure(final, 'accuracy'):.3f}"
+        if summary.get("labels"):
+            line += f" ({len(summary['labels'])} classes, chance {1 / len(summary['labels']):.3f})"
     if summary.get("unigram_entropy") is not None:
         line += f"; uniform {summary['uniform_entropy']:.3f}, unigram entropy {summary['unigram_entropy']:.3f}"
     lines = [line]
@@ -121,15 +126,21 @@ def format_summary(summary):
         lines.append(f"nothing to train: the run in {summary['output']} is complete (step {summary['steps']}); "
                      f"--overwrite trains it again")
     else:
+        if summary.get("images_per_second") is not None:
+            size = summary["image_size"]
+            rows = f"{summary['batch_size']} images ({size}x{size})"
+            rate = f"{summary['images_per_second']:,.0f} images/s"
+        else:
+            rows, rate = f"{summary['tokens_per_step']:,} tokens", f"{summary['tokens_per_second']:,.0f} tokens/s"
         lines.append(
             f"trained {trained} steps" + (f" (resumed at {summary['resumed_from']})" if summary["resumed_from"] else "")
-            + f" of {summary['tokens_per_step']:,} tokens in {summary['fit_seconds']:.0f}s "
-            f"({summary['tokens_per_second']:,.0f} tokens/s); {summary['seconds']:.0f}s in all"
+            + f" of {rows} in {summary['fit_seconds']:.0f}s ({rate}); {summary['seconds']:.0f}s in all"
         )
     output = summary["output"]
     files = (["model.keras"] if summary.get("model_file") else []) + (
         [os.path.relpath(summary["checkpoint"], output)] if summary.get("checkpoint") else [])
-    lines.append(f"output {output}: {', '.join(files + ['tokenizer/', 'logs/'])} "
+    files += ["tokenizer/"] if summary.get("vocabulary_size") else []
+    lines.append(f"output {output}: {', '.join(files + ['logs/'])} "
                  f"(tensorboard --logdir {os.path.join(output, 'logs')})")
     if summary.get("reload_difference") is not None:
         lines.append(f"model.keras reloaded: outputs differ by at most {summary['reload_difference']:.1e}")

@@ -10,9 +10,15 @@ import dataclasses
 import json
 import os
 
-TASKS = ("pretrain", "classify", "text-to-text")
-FAMILIES = ("gpt", "bert", "t5")
-DEFAULT_PRESETS = {"gpt": "gpt2_tiny", "bert": "bert_tiny", "t5": "t5_tiny"}
+TASKS = ("pretrain", "classify", "text-to-text", "classify-images")
+FAMILIES = ("gpt", "bert", "t5", "vit")
+DEFAULT_PRESETS = {"gpt": "gpt2_tiny", "bert": "bert_tiny", "t5": "t5_tiny", "vit": "vit_tiny"}
+TASK_FAMILIES = {"classify": "bert", "text-to-text": "t5", "classify-images": "vit"}  # tasks of one family
+TEXT_OPTIONS = ("document_per", "tokenizer", "tokenizer_kind", "vocabulary_size", "sequence_length",
+                "target_length")  # not for classify-images
+IMAGE_OPTIONS = ("image_size", "random_flip")  # for classify-images only
+DEFAULT_LEARNING_RATE = 5e-3
+TASK_LEARNING_RATES = {"classify-images": 1e-3}
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DECAYS = ("cosine", "linear", "constant")
@@ -33,26 +39,36 @@ class TrainConfig:
 
     # --- what to train -------------------------------------------------------
     task: str = _field("pretrain", "pretrain (objective by family: causal LM, masked LM, span corruption), "
-                       "classify (BERT, label<TAB>text lines) or text-to-text (T5, source<TAB>target lines); "
-                       "set by the subcommand", choices=TASKS, cli=False)
-    family: str = _field(None, "model family; default: gpt, or the --init model's family", choices=FAMILIES)
+                       "classify (BERT, label<TAB>text lines), text-to-text (T5, source<TAB>target lines) or "
+                       "classify-images (ViT, one sub-folder per class); set by the subcommand",
+                       choices=TASKS, cli=False)
+    family: str = _field(None, "model family; default: gpt (classify: bert, text-to-text: t5, classify-images: "
+                         "vit), or the --init model's family", choices=FAMILIES)
     preset: str = _field(None, "model preset of the family (keras_transformer.models.list_presets()); "
-                         "default: gpt2_tiny / bert_tiny / t5_tiny")
+                         "default: gpt2_tiny / bert_tiny / t5_tiny / vit_tiny")
     model_options: dict = _field({}, "override a preset's config field, KEY=VALUE (JSON value), repeatable: "
                                  "--model-option num_layers=4", cli="--model-option")
     init: str = _field(None, "start from these weights: a finished run's OUTPUT folder, a .keras file, "
                        "or a Hugging Face folder (config.json + model.safetensors)")
     # --- data ------------------------------------------------------------------
-    data: list = _field([], "training text: files, globs or folders (.txt / .txt.gz, UTF-8); "
-                        "default: the built-in corpus (pretrain only)")
-    validation_data: list = _field([], "validation text, as --data; default: a hash-split share of --data")
-    validation_fraction: float = _field(0.05, "share of the documents (lines) held out for validation "
+    data: list = _field([], "training text: files, globs or folders (.txt / .txt.gz, UTF-8); default: the "
+                        "built-in corpus (pretrain only). classify-images: one FOLDER with a sub-folder of "
+                        ".jpg/.jpeg/.png images per class; default: the built-in synthetic shapes")
+    validation_data: list = _field([], "validation text (or image FOLDER), as --data; default: a hash-split "
+                                   "share of --data")
+    validation_fraction: float = _field(0.05, "share of the documents (lines, images) held out for validation "
                                         "when --validation-data is not given")
     document_per: str = _field("line", "pretraining text: one document per line or per file",
                                choices=("line", "file"))
-    skip_bad_files: bool = _field(False, "skip (and count) empty, binary or non-UTF-8 files instead of stopping")
-    labels: list = _field([], "classify: the class names, in class-id order; default: the sorted labels "
-                          "found in --data (or those of the --init classifier)")
+    skip_bad_files: bool = _field(False, "skip (and count) empty, binary or non-UTF-8 files (images: empty, "
+                                  "not JPEG/PNG or corrupt ones) instead of stopping")
+    labels: list = _field([], "classify, classify-images: the class names, in class-id order; default: the "
+                          "sorted labels (image sub-folder names) found in --data, or the --init classifier's")
+    # --- images ------------------------------------------------------------------
+    image_size: int = _field(None, "classify-images: side, in pixels, that every image is resized to (the "
+                             "model's image_size); default: the preset's (vit_tiny: 32) or the --init model's")
+    random_flip: bool = _field(False, "classify-images: flip training images left-right at random (a function "
+                               "of --seed and the step, so resumed runs see the same flips)")
     # --- tokenizer ---------------------------------------------------------------
     tokenizer: str = _field(None, "a saved tokenizer folder; default: the --init run's tokenizer, "
                             "else one trained on --data")
@@ -68,7 +84,8 @@ class TrainConfig:
     # --- optimisation ------------------------------------------------------------
     steps: int = _field(600, "optimizer steps in all (ignored when --epochs is given)")
     epochs: float = _field(None, "passes over the training data instead of --steps (counts the batches once)")
-    learning_rate: float = _field(5e-3, "peak learning rate, reached after the warm-up")
+    learning_rate: float = _field(None, "peak learning rate, reached after the warm-up; default: 5e-3 "
+                                  "(classify-images: 1e-3; vision transformers trained from scratch need less)")
     warmup_steps: int = _field(None, "linear warm-up steps from 0; default: 5%% of the steps")
     decay: str = _field("cosine", "decay after the warm-up, down to --final-learning-rate-ratio", choices=DECAYS)
     final_learning_rate_ratio: float = _field(0.1, "last learning rate as a fraction of the peak")
@@ -101,6 +118,8 @@ class TrainConfig:
                           "terminal, else 2", choices=(0, 1, 2))
 
     def __post_init__(self):
+        if self.learning_rate is None:  # the task's default, stored as a number (run_config.json)
+            self.learning_rate = TASK_LEARNING_RATES.get(self.task, DEFAULT_LEARNING_RATE)
         self.validate()
 
     # ----------------------------------------------------------------- checks
@@ -149,21 +168,47 @@ class TrainConfig:
             raise ValueError(f"--steps-per-execution must divide --checkpoint-every; received "
                              f"steps_per_execution={self.steps_per_execution}, "
                              f"checkpoint_every={self.checkpoint_every}")
-        if self.labels and self.task != "classify":
-            raise ValueError("--labels is for the classify task only")
+        if self.labels and self.task not in ("classify", "classify-images"):
+            raise ValueError("--labels is for the classify and classify-images tasks only")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"--labels must be distinct names; received {self.labels}")
         if self.task in ("classify", "text-to-text") and not self.data:
             raise ValueError(f"the {self.task} task needs --data (labelled lines)")
-        required_family = {"classify": "bert", "text-to-text": "t5"}.get(self.task)
+        required_family = TASK_FAMILIES.get(self.task)
         if required_family and self.family not in (None, required_family):
             raise ValueError(f"the {self.task} task trains the {required_family} family; "
                              f"received --family {self.family}")
+        if self.family == "vit" and self.task != "classify-images":
+            raise ValueError(f"the vit family trains with the classify-images task; received the {self.task} task")
+        self._check_image_options()
         if self.preset is not None:
             self._check_preset()
         for name in ("model_options",):
             if not isinstance(self.model_options, dict):
                 raise ValueError(f"--model-option must be KEY=VALUE pairs; received {self.model_options!r}")
+
+    def _check_image_options(self):
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        if self.task != "classify-images":
+            given = [name for name in IMAGE_OPTIONS if getattr(self, name) != defaults[name]]
+            if given:
+                raise ValueError(f"for the classify-images task only: {', '.join(map(_flag, given))}")
+            return
+        ignored = [name for name in TEXT_OPTIONS if getattr(self, name) != defaults[name]]
+        if ignored:
+            raise ValueError(f"for text tasks only (classify-images reads images): {', '.join(map(_flag, ignored))}")
+        if len(self.data) > 1 or len(self.validation_data) > 1:
+            raise ValueError(f"classify-images reads one image folder per --data / --validation-data; received "
+                             f"--data {self.data}" + (f", --validation-data {self.validation_data}"
+                                                      if self.validation_data else ""))
+        if self.validation_data and not self.data:
+            raise ValueError("--validation-data needs --data: the built-in images have their own validation split")
+        if self.image_size is not None and (isinstance(self.image_size, bool) or not isinstance(self.image_size, int)
+                                            or self.image_size < 1):
+            raise ValueError(f"--image-size must be a positive integer; received {self.image_size!r}")
+        if self.image_size is not None and self.model_options.get("image_size", self.image_size) != self.image_size:
+            raise ValueError(f"--image-size {self.image_size} and --model-option image_size="
+                             f"{self.model_options['image_size']} disagree; give one")
 
     def _check_preset(self):
         from keras_transformer.models import get_preset, list_presets
@@ -179,7 +224,7 @@ class TrainConfig:
     @property
     def resolved_family(self):
         """The family when it is known without loading --init (task default, else gpt)."""
-        return self.family or {"classify": "bert", "text-to-text": "t5"}.get(self.task, "gpt")
+        return self.family or TASK_FAMILIES.get(self.task, "gpt")
 
     def output_dir(self, family=None):
         if self.output:

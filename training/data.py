@@ -1,28 +1,35 @@
-"""Training data: text in, a tokenizer, and the tf.data pipelines of each task.
+"""Training data: text (or images) in, a tokenizer, and the tf.data pipelines of each task.
 
 Every check on the user's files happens here, before a model exists: an
 empty, binary or non-UTF-8 file stops the run with a `ValueError` naming it
 (or, with `skip_bad_files`, is skipped and counted), and every labelled line
 is parsed up front, so a bad label names its file and line instead of
-failing mid-epoch.
+failing mid-epoch. Images (classify-images) are decoded, resized and
+normalised up front (`keras_transformer.images`), and held in memory as
+model inputs: a file that is not a JPEG or PNG image stops the run the same
+way. Without --data the built-in synthetic shapes are drawn.
 
 The training stream is a deterministic function of the step
 (`training_stream`): stateless per-epoch document permutations and
 fixed-seed row shuffles, so `stream.skip(step)` is exactly where an
 uninterrupted run would be at `step`, however many iterators Keras or a
 strategy makes. (The pipelines' own `shuffle=True` reshuffles per iterator
-and would not be.) Masked-LM masks are the exception: keras-hub draws them
-from stateful random ops, so a resumed BERT run sees the same rows in the
-same order but different masks.
+and would not be.) Random flips of images are drawn statelessly from the
+seed and the row's position in the stream, so they repeat too. Masked-LM
+masks are the exception: keras-hub draws them from stateful random ops, so a
+resumed BERT run sees the same rows in the same order but different masks.
 """
 
 import dataclasses
 import gzip
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
 
+from keras_transformer.images.synthetic import CLASS_NAMES, synthetic_images
+from keras_transformer.models.vit.preprocessing import preprocess_images
 from keras_transformer.text.corpus import read_text_files, split_documents, stdlib_documents
 from keras_transformer.text.datasets import causal_lm_dataset, masked_lm_dataset, span_corruption_dataset
 from keras_transformer.text.span_corruption import noise_counts, span_corruption_lengths
@@ -37,6 +44,7 @@ from keras_transformer.text.tokenizers import load_tokenizer, refresh_graph_reso
 
 ENTROPY_SAMPLE = 20_000  # documents tokenized for the unigram entropy
 ROW_SHUFFLE_BUFFER = 4096  # rows mixed across documents (packed rows of one document are adjacent)
+BUILTIN_IMAGES_PER_CLASS = 600  # the built-in image set: 7 classes (keras_transformer.images.synthetic)
 
 
 @dataclasses.dataclass
@@ -48,6 +56,24 @@ class Corpus:
     source: str  # for people: where the text came from
     skipped: list = dataclasses.field(default_factory=list)  # (path, reason) of skipped files
     labels: list = dataclasses.field(default_factory=list)  # classify: class names in id order
+    task: str = "pretrain"
+
+    @property
+    def unit(self):
+        """What one training example is, for people."""
+        return {"pretrain": "documents", "classify-images": "images"}.get(self.task, "lines")
+
+
+@dataclasses.dataclass
+class LabelledImages:
+    """Images as model inputs and their class ids: a `Corpus` side of the classify-images task."""
+
+    names: list  # the files' paths relative to --data (built-in: "class/index"): hash split, messages
+    images: np.ndarray  # (count, image_size, image_size, channels) float32, preprocessed
+    label_ids: np.ndarray  # (count,) int32
+
+    def __len__(self):
+        return len(self.names)
 
 
 # ------------------------------------------------------------------ reading
@@ -84,8 +110,11 @@ def _found_labels(files):
     return sorted(labels)
 
 
-def load_corpus(config, labels=None):
-    """The `Corpus` of `config.task`; `labels` (from an --init classifier) fixes the classes."""
+def load_corpus(config, labels=None, model_config=None):
+    """The `Corpus` of `config.task`; `labels` (from an --init classifier) fixes the classes;
+    classify-images: `model_config` (a ViTConfig) sets how images are resized and normalised."""
+    if config.task == "classify-images":
+        return _image_corpus(config, labels, model_config)
     if config.task == "pretrain":
         if config.data:
             train, stats = _read(config.data, config, config.document_per)
@@ -108,7 +137,7 @@ def load_corpus(config, labels=None):
         validation_files, more = _labelled_files(config.validation_data, config)
         skipped = skipped + more
     if config.task == "classify":
-        labels = _class_names(config.labels, labels, files)
+        labels = _class_names(config.labels, labels, _found_labels(files))
         for path, lines in files + validation_files:
             parse_labelled_lines(lines, labels, source=path)  # ValueError naming the file and line
     else:
@@ -123,16 +152,105 @@ def load_corpus(config, labels=None):
         raise ValueError(f"no validation lines: --data has {len(train)} lines; pass --validation-data "
                          f"or raise --validation-fraction")
     source = f"{len(train) + (0 if validation_files else len(validation))} lines from {len(files)} file(s)"
-    return Corpus(train, validation, source, skipped, labels or [])
+    return Corpus(train, validation, source, skipped, labels or [], config.task)
 
 
-def _class_names(requested, from_init, files):
+def _class_names(requested, from_init, found):
     if from_init and requested and list(requested) != list(from_init):
         raise ValueError(f"--labels {requested} differ from the --init classifier's classes {from_init}")
-    labels = list(requested or from_init or _found_labels(files))
+    labels = list(requested or from_init or found)
     if len(labels) < 2:
         raise ValueError(f"classification needs at least 2 classes; found {labels} in --data")
     return labels
+
+
+# ------------------------------------------------------------------ images
+
+
+def _split(names, fraction):
+    """(train indices, validation indices): the hash split of `split_documents` on the names."""
+    train, validation = split_documents(names, fraction)
+    index = {name: i for i, name in enumerate(names)}
+    return [index[name] for name in train], [index[name] for name in validation]
+
+
+def _builtin_images(config, labels, model_config):
+    if sorted(labels) != sorted(CLASS_NAMES):
+        raise ValueError(f"the built-in images have the classes {list(CLASS_NAMES)}; received {labels} "
+                         f"(give --data FOLDER for other classes)")
+    names, pixels, label_ids = synthetic_images(BUILTIN_IMAGES_PER_CLASS, model_config.image_size,
+                                                model_config.num_channels, seed=0, class_names=labels)
+    images = np.concatenate([np.asarray(preprocess_images(pixels[i: i + 256], model_config))
+                             for i in range(0, len(pixels), 256)])
+    train, validation = _split(names, config.validation_fraction)
+    sides = [LabelledImages([names[i] for i in side], images[side], label_ids[side]) for side in (train, validation)]
+    source = (f"the built-in images ({len(labels)} classes of synthetic shapes and textures, "
+              f"{BUILTIN_IMAGES_PER_CLASS} each, {model_config.image_size} pixels)")
+    return sides, source, []
+
+
+def _folder_images(folder, indices, paths, label_ids, config, model_config):
+    from keras_transformer.images.folders import load_images
+
+    chosen = [paths[i] for i in indices]
+    images, kept, skipped = load_images(chosen, model_config, "skip" if config.skip_bad_files else "raise")
+    names = [os.path.relpath(chosen[i], folder) for i in kept]
+    return LabelledImages(names, images, label_ids[np.asarray(indices, "int64")[kept]]), skipped
+
+
+def _image_corpus(config, from_init, model_config):
+    from keras_transformer.images.folders import list_image_folder
+
+    if not config.data:
+        labels = _class_names(config.labels, from_init, list(CLASS_NAMES))
+        (train, validation), source, skipped = _builtin_images(config, labels, model_config)
+    else:
+        folder = config.data[0]
+        paths, label_ids, found = list_image_folder(folder, config.labels or from_init or None)
+        labels = _class_names(config.labels, from_init, found)  # label_ids follow this order too
+        if config.validation_data:
+            train_indices = list(range(len(paths)))
+        else:
+            relative = [os.path.relpath(path, folder) for path in paths]
+            train_indices, validation_indices = _split(relative, config.validation_fraction)
+        train, skipped = _folder_images(folder, train_indices, paths, label_ids, config, model_config)
+        if config.validation_data:
+            other = config.validation_data[0]
+            other_paths, other_ids, _ = list_image_folder(other, labels, all_classes=False)
+            validation, more = _folder_images(other, range(len(other_paths)), other_paths, other_ids, config,
+                                              model_config)
+        else:
+            validation, more = _folder_images(folder, validation_indices, paths, label_ids, config, model_config)
+        skipped += more
+        source = f"{len(train) + len(validation)} images in {len(labels)} classes from {folder}" + (
+            f" and {config.validation_data[0]}" if config.validation_data else "")
+    if not len(train) or not len(validation):
+        raise ValueError(f"{source}: {len(train)} training and {len(validation)} validation images; both need "
+                         f"some (give --validation-data or change --validation-fraction)")
+    return Corpus(train, validation, source, skipped, labels, config.task)
+
+
+def image_rows(images):
+    """(x, y, sample_weight) rows of `LabelledImages`, in order."""
+    return tf.data.Dataset.from_tensor_slices(({"images": images.images}, images.label_ids,
+                                               np.ones(len(images), "float32")))
+
+
+def image_stream(images, seed, random_flip):
+    """Endless (x, y, sample_weight) rows of `LabelledImages`: a fresh stateless permutation every epoch
+    (`document_stream` over the indices), and with `random_flip` row k flipped left-right or not by a
+    stateless draw from (seed, k): a function of the position in the stream only."""
+    pixels, label_ids = tf.constant(images.images), tf.constant(images.label_ids)
+
+    def row(position, index):
+        x = tf.gather(pixels, index)  # (size, size, channels)
+        if random_flip:
+            x = tf.image.stateless_random_flip_left_right(x, tf.stack([tf.constant(seed, tf.int64), position]))
+        return {"images": x}, tf.gather(label_ids, index), tf.constant(1.0)
+
+    indices = document_stream(np.arange(len(images)), seed)
+    return tf.data.Dataset.zip(tf.data.Dataset.counter(), indices).map(row, num_parallel_calls=tf.data.AUTOTUNE,
+                                                                       deterministic=True)
 
 
 # ------------------------------------------------------------------ tokenizer
@@ -152,7 +270,10 @@ def tokenizer_texts(corpus, task):
 
 
 def make_tokenizer(config, family, corpus, saved_dir=None):
-    """The run's tokenizer: `saved_dir` (a resumed run / --init), --tokenizer, else trained on the data."""
+    """The run's tokenizer: `saved_dir` (a resumed run / --init), --tokenizer, else trained on the data;
+    None for images."""
+    if config.task == "classify-images":
+        return None
     path = saved_dir or config.tokenizer
     if path:
         return load_tokenizer(path)
@@ -192,18 +313,23 @@ def unigram_entropy(documents, tokenizer):
 
 @dataclasses.dataclass
 class Shapes:
-    """Row lengths of a run. `tokens_per_row` counts every position the model computes."""
+    """Row lengths of a run. `tokens_per_row` counts every position the model computes
+    (ViT: the patches and the class token of an `image_size` image)."""
 
     sequence_length: int
     target_length: int = None
+    image_size: int = None
 
     @property
     def tokens_per_row(self):
         return self.sequence_length + (self.target_length or 0)
 
 
-def shapes_for(config, family, max_sequence_length):
-    """Row lengths: --sequence-length (default 64, at most the model's) and T5's target length."""
+def shapes_for(config, family, max_sequence_length, image_size=None):
+    """Row lengths: --sequence-length (default 64, at most the model's) and T5's target length;
+    ViT: the tokens of an `image_size` image."""
+    if family == "vit":
+        return Shapes(max_sequence_length, image_size=image_size)
     length = config.sequence_length or min(64, max_sequence_length)
     if family in ("gpt", "bert") and length > max_sequence_length:
         raise ValueError(f"--sequence-length {length} exceeds the model's max_sequence_length "
@@ -231,9 +357,11 @@ def check_sentinels(tokenizer, shapes):
 
 
 def pipeline(config, family, tokenizer, texts, shapes, batch_size, labels=()):
-    """The task's pipeline over `texts` (a list, or for pretraining also a dataset of documents), in
-    order: (x, y, sample_weight) batches of `batch_size`."""
+    """The task's pipeline over `texts` (a list, or for pretraining also a dataset of documents;
+    classify-images: `LabelledImages`), in order: (x, y, sample_weight) batches of `batch_size`."""
     common = dict(batch_size=batch_size, shuffle=False)
+    if config.task == "classify-images":
+        return image_rows(texts).batch(batch_size)
     if config.task == "classify":
         return classification_dataset(texts, tokenizer, labels, sequence_length=shapes.sequence_length,
                                       drop_remainder=False, **common)
@@ -271,8 +399,11 @@ def training_stream(config, family, tokenizer, corpus, shapes, start_step):
     Pretraining: documents in a fresh stateless permutation every epoch, then the objective's
     pipeline (packing), then a row shuffle. Labelled lines: the lines repeated, then the row
     shuffle. The row shuffle has a fixed seed per iterator (`reshuffle_each_iteration=False`), so
-    it too is a function of the position in the stream only.
+    it too is a function of the position in the stream only. Images: `image_stream`.
     """
+    if config.task == "classify-images":
+        rows = image_stream(corpus.train, config.seed, config.random_flip)
+        return rows.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).skip(start_step)
     if config.task == "pretrain":
         rows = pipeline(config, family, tokenizer, document_stream(corpus.train, config.seed), shapes,
                         config.batch_size)

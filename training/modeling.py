@@ -4,8 +4,10 @@
 and `config.json`), a `.keras` file (a `tokenizer/` and `config.json` beside
 it are used when present), or a Hugging Face folder (`config.json` +
 `model.safetensors`, imported with `keras_transformer.convert`; it carries no
-tokenizer of ours, so pass --tokenizer). Loaded models are rebuilt under the
-run's dtype policy and inside the strategy scope, weights copied over.
+tokenizer of ours, so pass --tokenizer to a text task). Loaded models are
+rebuilt under the run's dtype policy and inside the strategy scope, weights
+copied over. ViT runs (classify-images) have no tokenizer: their images are
+resized to the backbone's `image_size` (`backbone_config`).
 """
 
 import dataclasses
@@ -23,6 +25,9 @@ from keras_transformer.models import (
     GPTCausalLM,
     T5Backbone,
     T5Seq2SeqLM,
+    ViTBackbone,
+    ViTConfig,
+    ViTImageClassifier,
     get_preset,
 )
 from keras_transformer.models.backbone import Backbone, Task
@@ -33,7 +38,9 @@ from training.config import DEFAULT_PRESETS
 FORMAT = "keras_transformer.training"
 FORMAT_VERSION = 1
 MODEL_CONFIG_FILE = RUN_CONFIG
-BACKBONES = {"gpt": GPTBackbone, "bert": BertBackbone, "t5": T5Backbone}
+BACKBONES = {"gpt": GPTBackbone, "bert": BertBackbone, "t5": T5Backbone, "vit": ViTBackbone}
+CLASSIFIERS = {"classify": BertClassifier, "classify-images": ViTImageClassifier}  # task -> head with num_classes
+HF_MODEL_TYPES = {"bert": "bert", "gpt2": "gpt", "t5": "t5", "vit": "vit"}  # config.json model_type -> family
 
 
 @dataclasses.dataclass
@@ -52,7 +59,7 @@ def family_of(model):
     for family, cls in BACKBONES.items():
         if isinstance(backbone, cls):
             return family
-    raise ValueError(f"{type(model).__name__} is not a keras_transformer BERT, GPT or T5 model")
+    raise ValueError(f"{type(model).__name__} is not a keras_transformer BERT, GPT, T5 or ViT model")
 
 
 def _read_json(path):
@@ -71,16 +78,16 @@ def peek_family(path):
         described = _read_json(os.path.join(path, MODEL_CONFIG_FILE))
         if described.get("format") == FORMAT:
             return described["family"]
-        return {"bert": "bert", "gpt2": "gpt", "t5": "t5"}.get(described.get("model_type"))
+        return HF_MODEL_TYPES.get(described.get("model_type"))
     try:
         with zipfile.ZipFile(path) as archive:
             class_name = json.loads(archive.read("config.json")).get("class_name", "")
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
         raise ValueError(f"--init {path!r} is not a readable .keras file ({error})") from None
-    for prefix, family in (("Bert", "bert"), ("GPT", "gpt"), ("T5", "t5")):
+    for prefix, family in (("Bert", "bert"), ("GPT", "gpt"), ("T5", "t5"), ("ViT", "vit")):
         if class_name.startswith(prefix):
             return family
-    raise ValueError(f"--init {path!r} holds a {class_name}, not a keras_transformer BERT, GPT or T5 model")
+    raise ValueError(f"--init {path!r} holds a {class_name}, not a keras_transformer BERT, GPT, T5 or ViT model")
 
 
 def load_init(path):
@@ -137,16 +144,36 @@ def rebuild(model, dtype):
     return copy
 
 
-def fresh_backbone(config, family, vocabulary_size, dtype):
+def preset_config(config, family, vocabulary_size=None):
+    """The model config of a fresh run: the preset, then --image-size and --model-option (and the
+    tokenizer's vocabulary size for text families)."""
     preset = config.preset or DEFAULT_PRESETS[family]
-    options = {"vocabulary_size": vocabulary_size, **config.model_options}
+    options = {} if vocabulary_size is None else {"vocabulary_size": vocabulary_size}
+    options.update({"image_size": config.image_size} if config.image_size else {}, **config.model_options)
     model_config = get_preset(preset, family)
     unknown = sorted(set(options) - {f.name for f in dataclasses.fields(model_config)})
     if unknown:
         raise ValueError(f"--model-option {unknown} are not {type(model_config).__name__} fields; valid: "
                          f"{sorted(f.name for f in dataclasses.fields(model_config))}")
-    model_config = model_config.replace(**options)
-    return BACKBONES[family](**model_config.to_dict(), dtype=dtype)
+    return model_config.replace(**options)
+
+
+def fresh_backbone(config, family, vocabulary_size, dtype):
+    return BACKBONES[family](**preset_config(config, family, vocabulary_size).to_dict(), dtype=dtype)
+
+
+def image_config(config, init=None, described=None):
+    """The `ViTConfig` a classify-images run will have, known before the model is built (the images
+    are resized to its `image_size`): a resumed run's, the --init model's, else the preset's."""
+    if described is not None:
+        return ViTConfig.from_dict(described["backbone_config"])
+    if init is None:
+        return preset_config(config, "vit")
+    model_config = (init.model if isinstance(init.model, Backbone) else init.model.backbone).model_config
+    if config.image_size and config.image_size != model_config.image_size:
+        raise ValueError(f"--image-size {config.image_size} differs from the --init model's image_size "
+                         f"{model_config.image_size}; leave it out to train at the model's size")
+    return model_config
 
 
 def build_model(config, family, vocabulary_size, dtype, init=None, num_classes=None):
@@ -159,11 +186,12 @@ def build_model(config, family, vocabulary_size, dtype, init=None, num_classes=N
             raise ValueError("--model-option cannot change the architecture of --init weights")
         source = init.model
         backbone = source if isinstance(source, Backbone) else source.backbone
-    if config.task == "classify":
-        if isinstance(source, BertClassifier) and source.num_classes == num_classes:
+    if config.task in CLASSIFIERS:
+        head = CLASSIFIERS[config.task]
+        if isinstance(source, head) and source.num_classes == num_classes:
             return rebuild(source, dtype)
         backbone = rebuild(backbone, dtype) if init else backbone
-        return BertClassifier(backbone, num_classes=num_classes, dtype=dtype)
+        return head(backbone, num_classes=num_classes, dtype=dtype)
     head = {"gpt": GPTCausalLM, "bert": BertMaskedLM, "t5": T5Seq2SeqLM}[family]
     if isinstance(source, head):
         return rebuild(source, dtype)
@@ -173,6 +201,8 @@ def build_model(config, family, vocabulary_size, dtype, init=None, num_classes=N
 
 
 def check_vocabulary(model, tokenizer_size):
+    if tokenizer_size is None:  # images: no tokenizer
+        return
     size = model.backbone.model_config.vocabulary_size
     if tokenizer_size > size:
         raise ValueError(f"the tokenizer has {tokenizer_size} ids but the model's vocabulary_size is {size}: "

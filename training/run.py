@@ -9,7 +9,7 @@ OUTPUT layout:
 
     run_config.json      this TrainConfig (a rerun must match it to resume)
     config.json          the model: family, task, class, backbone config, labels, Keras config
-    tokenizer/           the tokenizer (keras_transformer.text.load_tokenizer)
+    tokenizer/           the tokenizer (keras_transformer.text.load_tokenizer); text tasks only
     checkpoints/         ckpt-<step>/ {model.weights.h5, state.json}, the newest `keep_checkpoints`
     logs/                TensorBoard: train/ and validation/ scalars against the step
     model.keras          the final model, uncompiled: loads with a plain `import keras_transformer`
@@ -37,7 +37,7 @@ from keras_transformer.text.tokenizers import save_tokenizer
 from training import data, distribution, modeling
 from training.callbacks import Checkpointer, Progress, StepTracker, TensorBoardLogger
 from training.checkpoints import CheckpointManager, quiet_numpy_copy_warnings
-from training.config import TrainConfig
+from training.config import TASK_FAMILIES, TrainConfig
 from training.optimizer import build_optimizer, wrap_for_policy
 
 logger = logging.getLogger(__name__)
@@ -120,10 +120,12 @@ def _sources(config, output, resuming):
         return described["family"], None, os.path.join(output, TOKENIZER_DIR), described.get("labels"), described
     init = modeling.load_init(config.init) if config.init else None
     family = init.family if init else config.resolved_family
-    needed = {"classify": "bert", "text-to-text": "t5"}.get(config.task, config.family)
+    needed = TASK_FAMILIES.get(config.task, config.family)
     if needed and family != needed:
         raise ValueError(f"{config.task} trains a {needed} model; --init {config.init} is {family}")
-    if init and not init.tokenizer_dir and not config.tokenizer:
+    if family == "vit" and config.task != "classify-images":
+        raise ValueError(f"--init {config.init} is a ViT: it trains with the classify-images task")
+    if init and family != "vit" and not init.tokenizer_dir and not config.tokenizer:
         raise ValueError(f"--init {config.init} has no tokenizer of ours beside it; pass the one its "
                          f"vocabulary was made with: --tokenizer FOLDER")
     tokenizer_dir = config.tokenizer or (init.tokenizer_dir if init else None)
@@ -144,12 +146,12 @@ def prepare(config, echo):
     if chief and config.overwrite:
         _clear(output)
     family, init, tokenizer_dir, labels, described = _sources(config, output, latest)
-    corpus = data.load_corpus(config, labels=labels)
+    image_config = modeling.image_config(config, init, described) if family == "vit" else None
+    corpus = data.load_corpus(config, labels=labels, model_config=image_config)
     tokenizer = data.make_tokenizer(config, family, corpus, tokenizer_dir)
-    vocabulary = int(tokenizer.vocabulary_size())
+    vocabulary = int(tokenizer.vocabulary_size()) if tokenizer is not None else None
     skipped = "; ".join(f"{path} ({reason})" for path, reason in corpus.skipped)
-    echo(f"data: {corpus.source}: {len(corpus.train)} train / {len(corpus.validation)} validation "
-         f"{'documents' if config.task == 'pretrain' else 'lines'}"
+    echo(f"data: {corpus.source}: {len(corpus.train)} train / {len(corpus.validation)} validation {corpus.unit}"
          + (f"; skipped {len(corpus.skipped)} bad file(s): {skipped}" if skipped else ""))
 
     with strategy.scope():
@@ -161,7 +163,8 @@ def prepare(config, echo):
         if config.lora_rank:
             model.backbone.enable_lora(config.lora_rank)  # before any checkpoint is restored
     modeling.check_vocabulary(model, vocabulary)
-    shapes = data.shapes_for(config, family, model.backbone.model_config.max_sequence_length)
+    shapes = data.shapes_for(config, family, model.backbone.model_config.max_sequence_length,
+                             getattr(model.backbone.model_config, "image_size", None))
     entropy = data.unigram_entropy(corpus.train, tokenizer) if config.task == "pretrain" else None
     total = config.steps
     if config.epochs:
@@ -179,9 +182,15 @@ def prepare(config, echo):
         setup.start, setup.state = latest
         manager.restore(model, setup.start)
     distribution.check_same_step(strategy, setup.start)
-    echo(f"model: {type(model).__name__} ({family}, {model.count_params():,} parameters), tokenizer "
-         f"{type(tokenizer).__name__} ({vocabulary} ids), {config.strategy} strategy with {replicas} "
-         f"replica(s), {config.precision}; {total} steps of {config.batch_size} x {shapes.tokens_per_row} tokens")
+    if tokenizer is not None:
+        inputs = f"tokenizer {type(tokenizer).__name__} ({vocabulary} ids)"
+        rows = f"{config.batch_size} x {shapes.tokens_per_row} tokens"
+    else:
+        inputs = f"{len(corpus.labels)} classes"
+        rows = (f"{config.batch_size} images of {shapes.image_size}x{shapes.image_size} pixels "
+                f"({shapes.tokens_per_row} tokens each)")
+    echo(f"model: {type(model).__name__} ({family}, {model.count_params():,} parameters), {inputs}, "
+         f"{config.strategy} strategy with {replicas} replica(s), {config.precision}; {total} steps of {rows}")
     if chief:
         os.makedirs(output, exist_ok=True)
         manager.remove_partial()
@@ -189,7 +198,8 @@ def prepare(config, echo):
             _write_json(os.path.join(output, "run_config.json"), config.to_dict())
             _write_json(os.path.join(output, RUN_CONFIG),
                         modeling.describe(model, family, config, corpus.labels, shapes))
-            save_tokenizer(tokenizer, os.path.join(output, TOKENIZER_DIR))
+            if tokenizer is not None:
+                save_tokenizer(tokenizer, os.path.join(output, TOKENIZER_DIR))
     return setup
 
 
@@ -228,6 +238,8 @@ def _train(config, callbacks, echo):
     s = prepare(config, echo)
     model, start, total = s.model, s.start, s.total
     tokens_per_step = config.batch_size * s.shapes.tokens_per_row
+    # Throughput for people: tokens/s for text, images/s for images.
+    unit, per_step = ("tokens", tokens_per_step) if s.tokenizer is not None else ("images", config.batch_size)
     if start:
         initial = s.state["initial_validation"]
         echo(f"resuming from {s.manager.path(start)} (step {start} of {total})")
@@ -239,10 +251,10 @@ def _train(config, callbacks, echo):
     tracker = StepTracker(start, total, config.steps_per_execution)
     checkpointer = Checkpointer(s.manager, tracker, history, {"initial_validation": initial, "total_steps": total})
     run_callbacks = [tracker, checkpointer, keras.callbacks.TerminateOnNaN(),
-                     Progress(tracker, verbose, tokens_per_step, echo)]
+                     Progress(tracker, verbose, per_step, echo, unit)]
     if s.chief and start < total:
         run_callbacks.append(TensorBoardLogger(os.path.join(s.output, "logs"), tracker, config.log_every,
-                                               tokens_per_step))
+                                               per_step, unit))
     if start < total:
         stream = data.training_stream(config, s.family, s.tokenizer, s.corpus, s.shapes, start)
         interval = config.checkpoint_every
@@ -274,17 +286,21 @@ def _summary(config, s, tracker, checkpointer, initial, history, seconds):
     """The run's figures (what summary.json holds and the CLI prints)."""
     final = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")} if history else initial
     tokens_per_step = config.batch_size * s.shapes.tokens_per_row
+    vocabulary = int(s.tokenizer.vocabulary_size()) if s.tokenizer is not None else None
+    images = config.task == "classify-images"
     return {
         "task": config.task, "family": s.family, "model_class": type(s.model).__name__, "output": s.output,
         "parameters": int(s.model.count_params()), "strategy": config.strategy,
         "replicas": s.strategy.num_replicas_in_sync, "precision": config.precision, "steps": tracker.step,
         "total_steps": s.total, "resumed_from": s.start, "tokens_per_step": tokens_per_step,
-        "vocabulary_size": int(s.tokenizer.vocabulary_size()), "labels": s.corpus.labels or None,
+        "vocabulary_size": vocabulary, "labels": s.corpus.labels or None, "batch_size": config.batch_size,
         "fit_seconds": (tracker.last_batch_at or tracker.started_at or 0) - (tracker.started_at or 0),
         "tokens_per_second": tracker.steady_rate() * tokens_per_step,  # compilation, validation excluded
+        "images_per_second": tracker.steady_rate() * config.batch_size if images else None,
+        "image_size": s.shapes.image_size,
         "seconds": seconds, "initial_validation": initial, "final_validation": final,
         "improved": bool(math.isfinite(final["loss"]) and final["loss"] < initial["loss"]),
-        "unigram_entropy": s.entropy, "uniform_entropy": math.log(s.tokenizer.vocabulary_size()),
+        "unigram_entropy": s.entropy, "uniform_entropy": math.log(vocabulary) if vocabulary else None,
         "skipped_files": s.corpus.skipped,
         "checkpoint": checkpointer.last_path or (s.manager.path(s.start) if s.start else None),
         "weights_sha256": _weights_fingerprint(s.model),

@@ -20,7 +20,9 @@ and the modules it lists): `serving_default` (the model on ids, outputs named
 as in Keras), `serving_default_int64`, and with a tokenizer the text ones:
 BERT `classify`, `embed`, `fill_mask`; GPT and T5 `generate` (decoding loop
 and cache inside the graph, sampling settings as per-row tensors:
-`keras_transformer.generation`, the loop `model.generate` runs). Every served function is a plain graph:
+`keras_transformer.generation`, the loop `model.generate` runs); and without
+a tokenizer, ViT `classify_image` (JPEG / PNG bytes, decoded and
+preprocessed inside the graph). Every served function is a plain graph:
 no `jit_compile`, no XLA-only ops (checked at export and by `verify`), so the
 stock CPU and GPU servers run it.
 

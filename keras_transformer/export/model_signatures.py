@@ -3,9 +3,13 @@
 Inputs and outputs carry the Keras model's own names: BERT `token_ids`,
 `segment_ids`, `padding_mask` (+ `mask_positions` for BertMaskedLM); GPT
 `token_ids`, `padding_mask`; T5 `encoder_token_ids`, `encoder_padding_mask`,
-`decoder_token_ids`, `decoder_padding_mask`; outputs `logits`,
-`sequence_output`, `pooled_output`, `embeddings`, ... Every input is
-(batch, length) with both axes dynamic.
+`decoder_token_ids`, `decoder_padding_mask`; ViT `images`; outputs `logits`,
+`sequence_output`, `pooled_output`, `embeddings`, ... Every token input is
+(batch, length) with both axes dynamic. ViT `images` are (batch, height,
+width, channels) float32 pixels already normalised as
+`keras_transformer.models.vit.preprocess_images` makes them, any height and
+width of at least `patch_size` (the position table is resampled); the
+`classify_image` signature takes encoded files instead.
 
 Requests are rejected (INVALID_ARGUMENT, nothing truncated) when a sequence is
 empty or longer than the model's `max_sequence_length`, an id is outside the
@@ -76,6 +80,12 @@ def input_checks(model, inputs):
     checks = []
     limit = config.max_sequence_length
     for name, value in inputs.items():
+        if name == "images":  # (batch, height, width, channels); any size of at least one patch
+            patch = config.patch_size
+            checks.append(assert_all(tf.shape(value)[1:3] >= patch,
+                                     f"images: height and width must be at least patch_size={patch}; "
+                                     f"height, width:", tf.shape(value)[1:3]))
+            continue
         if name == "mask_positions":
             length = tf.shape(inputs["token_ids"])[1]
             checks.append(assert_all((value >= 0) & (value < tf.cast(length, value.dtype)),
@@ -123,6 +133,9 @@ def sample_inputs(model, batch_size=2, length=8, seed=0):
             value[:, size // 2 :] = min(1, config.num_segments - 1)
         elif name == "mask_positions":
             value = np.array([[1, 2]] * batch_size, "int32")
+        elif name == "images":  # normalised pixels of the model's image size
+            size = config.image_size
+            value = rng.uniform(-1.0, 1.0, (batch_size, size, size, config.num_channels)).astype("float32")
         elif spec.dtype.is_integer:
             value = rng.integers(1, max(vocabulary, 2), shape).astype(spec.dtype.as_numpy_dtype)
         else:

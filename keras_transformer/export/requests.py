@@ -81,12 +81,14 @@ def read_warmup(version_dir):
     return requests
 
 
-def _json_value(value):
+def _json_value(value, binary=False):
     if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return {"b64": base64.b64encode(value).decode("ascii")}
+        if not binary:
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        return {"b64": base64.b64encode(value).decode("ascii")}
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -94,19 +96,22 @@ def _json_value(value):
 
 def rest_body(signature_name, inputs):
     """The REST `:predict` body: row format ("instances": one object per batch row) when every input has
-    the same batch size, else columnar ("inputs": one array per input)."""
+    the same batch size, else columnar ("inputs": one array per input). Strings of inputs named `*_bytes`
+    (TF Serving's convention for binary data) and strings that are not UTF-8 go as {"b64": ...}."""
     arrays = {name: np.asarray(value) for name, value in inputs.items()}
     if len({array.shape[0] if array.ndim else -1 for array in arrays.values()}) != 1:
-        return {"signature_name": signature_name, "inputs": {name: _to_json(a) for name, a in sorted(arrays.items())}}
+        return {"signature_name": signature_name,
+                "inputs": {name: _to_json(a, name.endswith("_bytes")) for name, a in sorted(arrays.items())}}
     rows = len(next(iter(arrays.values())))
-    instances = [{name: _to_json(array[row]) for name, array in sorted(arrays.items())} for row in range(rows)]
+    instances = [{name: _to_json(array[row], name.endswith("_bytes")) for name, array in sorted(arrays.items())}
+                 for row in range(rows)]
     return {"signature_name": signature_name, "instances": instances}
 
 
-def _to_json(array):
+def _to_json(array, binary=False):
     array = np.asarray(array)
     if array.dtype == object or array.dtype.kind == "S":
-        flat = [_json_value(v) for v in array.reshape(-1)]
+        flat = [_json_value(v, binary) for v in array.reshape(-1)]
         return np.array(flat, dtype=object).reshape(array.shape).tolist() if array.ndim else flat[0]
     return array.tolist()
 

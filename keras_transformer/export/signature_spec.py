@@ -68,5 +68,21 @@ def assert_all(condition, message, *data):
     return tf.debugging.Assert(tf.reduce_all(condition), [message, *data], summarize=16)
 
 
+def class_names(labels, num_classes):
+    """The names a classifier's `label` output gives: `labels` as strings, else "0", "1", ..."""
+    names = [str(i) for i in range(num_classes)] if labels is None else [str(label) for label in labels]
+    if len(names) != num_classes:
+        raise ValueError(f"labels has {len(names)} names but the classifier has num_classes={num_classes}")
+    return names
+
+
+def class_outputs(logits, names):
+    """The outputs of every classifying signature: `probabilities` (batch, classes) float32 (softmax),
+    `label_id` (batch,) int32 (argmax) and `label` (batch,) string (its name in `names`)."""
+    probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+    label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+    return {"probabilities": probabilities, "label_id": label_id, "label": tf.gather(tf.constant(names), label_id)}
+
+
 def as_numpy(outputs):
     return {name: np.asarray(value.numpy() if hasattr(value, "numpy") else value) for name, value in outputs.items()}

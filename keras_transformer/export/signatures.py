@@ -9,17 +9,20 @@
 | fill_mask               | BertMaskedLM                             | yes               |
 | generate                | GPTCausalLM, T5Seq2SeqLM                 | yes               |
 | generate_start, _next   | (with generate) streaming, state carried | yes               |
+| classify_image          | ViTImageClassifier (JPEG / PNG bytes)    | no                |
 
-With `signatures=None` a model gets `serving_default` (+ int64 twin) and,
-when a tokenizer is given, every text signature it supports.
+With `signatures=None` a model gets `serving_default` (+ int64 twin), its
+image signature and, when a tokenizer is given, every text signature it
+supports.
 """
 
-from keras_transformer.export import generate_signatures, text_signatures
+from keras_transformer.export import generate_signatures, image_signatures, text_signatures
 from keras_transformer.export.model_signatures import INT64_SUFFIX, input_specs, model_config, serving_signatures
 from keras_transformer.export.text_graph import prepare_tokenizer
 
 MODEL_SIGNATURES = ("serving_default", "serving_default" + INT64_SUFFIX)
 TEXT_SIGNATURES = ("classify", "embed", "fill_mask", "generate")
+IMAGE_SIGNATURES = ("classify_image",)
 STREAM_SIGNATURES = ("generate_start", "generate_next")  # exported with `generate`
 
 
@@ -34,6 +37,8 @@ def _family(model):
         return ("embed",)
     if isinstance(model, (models.GPTCausalLM, models.T5Seq2SeqLM)):
         return ("generate",)
+    if isinstance(model, models.ViTImageClassifier):
+        return IMAGE_SIGNATURES
     return ()
 
 
@@ -71,6 +76,8 @@ def resolve_names(model, tokenizer, signatures):
 def build_signatures(model, tokenizer, names, labels=None, fill_mask_top_k=5, stop_token_ids=None):
     """`Signature`s for `names` (from `resolve_names`), in that order."""
     built = {signature.name: signature for signature in serving_signatures(model)}
+    if "classify_image" in names:
+        built["classify_image"] = image_signatures.classify_image(model, labels)
     if tokenizer is not None and any(name in TEXT_SIGNATURES for name in names):
         special = prepare_tokenizer(tokenizer)
         config = model_config(model)

@@ -26,7 +26,14 @@ import tensorflow as tf
 
 from keras_transformer.export import text_graph
 from keras_transformer.export.model_signatures import model_config
-from keras_transformer.export.signature_spec import Signature, as_numpy, assert_all, checked
+from keras_transformer.export.signature_spec import (
+    Signature,
+    as_numpy,
+    assert_all,
+    checked,
+    class_names,
+    class_outputs,
+)
 
 TEXT_INPUT = {"text": tf.TensorSpec([None], tf.string, name="text")}
 
@@ -59,19 +66,14 @@ def _bert_inputs(pre):
 
 def classify(model, tokenizer, special, labels=None):
     num_classes = model.num_classes
-    labels = [str(i) for i in range(num_classes)] if labels is None else [str(label) for label in labels]
-    if len(labels) != num_classes:
-        raise ValueError(f"labels has {len(labels)} names but the classifier has num_classes={num_classes}")
+    labels = class_names(labels, num_classes)
     limit = model_config(model).max_sequence_length
 
     def preprocess(text):
         return text_graph.pack_bert(text_graph.tokenize(tokenizer, text), special, limit)
 
     def postprocess(pre, outputs):
-        probabilities = tf.nn.softmax(tf.cast(outputs["logits"], tf.float32), axis=-1)
-        label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-        return {"probabilities": probabilities, "label_id": label_id,
-                "label": tf.gather(tf.constant(labels), label_id)}
+        return class_outputs(outputs["logits"], labels)
 
     return _text_signature(
         "classify", f"text -> probabilities over {num_classes} classes, label_id, label ({labels[:10]}); "

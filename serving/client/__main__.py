@@ -7,6 +7,7 @@
     python -m serving.client predict gpt --inputs @request.json --signature serving_default --rows
     python -m serving.client generate gpt "Once upon a time" "The model" --input max_new_tokens=16
     python -m serving.client classify clf --examples '[{"x": [0.5, 1.0]}]'
+    python -m serving.client classify-image vit cat.jpg dog.png          # JPEG/PNG files -> classify_image
     python -m serving.client regress clf --examples '[{"x": [0.5, 1.0]}]'
 
 Prints JSON on stdout (strings decoded as UTF-8 where possible, else
@@ -86,6 +87,9 @@ def parse_args(argv):
     generate.add_argument("--signature", default="generate")
     generate.add_argument("--input", action="append", default=[], metavar="NAME=JSON",
                           help="another input of the signature, e.g. max_new_tokens=16 (repeatable)")
+    image = command("classify-image", "JPEG / PNG files through a signature taking image_bytes")
+    image.add_argument("files", nargs="+")
+    image.add_argument("--signature", default="classify_image")
     for verb in ("classify", "regress"):
         sub = command(verb, f"{verb} tf.Examples given as JSON")
         sub.add_argument("--examples", type=_json_arg, required=True, help='[{"feature": value}, ...] or @file')
@@ -127,6 +131,15 @@ def run(args, client):
             name, _, value = item.partition("=")
             extra[name] = np.asarray(json.loads(value))
         return client.generate(args.model, args.prompts, args.signature, **spec, **extra)
+    if args.command == "classify-image":
+        files = np.empty(len(args.files), dtype=object)
+        for index, path in enumerate(args.files):
+            try:
+                with open(path, "rb") as handle:
+                    files[index] = handle.read()
+            except OSError as error:
+                raise ServingClientError("INVALID_ARGUMENT", f"{path}: cannot read it ({error.strerror})") from None
+        return client.predict(args.model, {"image_bytes": files}, args.signature, **spec)
     method = getattr(client, args.command)
     return method(args.model, args.examples, args.context, args.signature, **spec)
 
