@@ -21,7 +21,7 @@ while, phase by phase:
 6. exporter: `python -m keras_transformer.export` (a tiny GPT) is SIGKILLed at
    random points of its run; only complete versions may ever appear, and the
    next export removes the killed ones' staging folders.
-7. trainer: `python -m training pretrain` (a tiny GPT, 120 steps) is SIGKILLed
+7. trainer: `python -m training pretrain` (a tiny GPT, `--trainer-steps` 120) is SIGKILLed
    at random points and rerun, then its newest checkpoint is truncated and
    it is rerun again; both must end with an uninterrupted run's weights
    (SHA-256), the damaged checkpoint reported and skipped.
@@ -224,7 +224,7 @@ def generate_load(workdir, clients, duration):
             "check": "sampled generate requests, no errors"}
 
 
-def trainer_kills(workdir, kills, seed=0):
+def trainer_kills(workdir, kills, steps=120, seed=0):
     """SIGKILLs `python -m training pretrain` at random points and reruns it; then damages its newest
     checkpoint and reruns again. Every finished run must end with the uninterrupted run's weights."""
     import subprocess
@@ -235,7 +235,6 @@ def trainer_kills(workdir, kills, seed=0):
     corpus = os.path.join(workdir, "corpus.txt")
     with open(corpus, "w", encoding="utf-8") as handle:
         handle.write("\n".join(stdlib_documents(max_files=40)) + "\n")
-    steps = 120
 
     def command(output):
         return [sys.executable, "-m", "training", "pretrain", "--data", corpus, "--steps", str(steps),
@@ -286,8 +285,12 @@ def main(argv=None):
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load per phase")
     parser.add_argument("--exporter-kills", type=int, default=5, help="SIGKILLed exports of a tiny GPT (0: none)")
     parser.add_argument("--trainer-kills", type=int, default=3, help="SIGKILLed training runs (0: no trainer phase)")
+    parser.add_argument("--trainer-steps", type=int, default=120,
+                        help="steps of each training run (a checkpoint every 10; a multiple of 10)")
     parser.add_argument("--output", default="runs/benchmarks/soak.json")
     args = parser.parse_args(argv)
+    if args.trainer_steps < 20 or args.trainer_steps % 10:
+        parser.error(f"--trainer-steps must be a multiple of 10, at least 20; received {args.trainer_steps}")
     ids = np.random.RandomState(1).randint(0, VOCABULARY, (1, LENGTH)).astype(np.int32)
     rows, checks = [], []
     with tempfile.TemporaryDirectory() as workdir:
@@ -371,7 +374,7 @@ def main(argv=None):
             rows.append(exporter_kills(workdir, args.exporter_kills))
             checks.append(rows[-1]["ok"])
         if args.trainer_kills:
-            rows.append(trainer_kills(workdir, args.trainer_kills))
+            rows.append(trainer_kills(workdir, args.trainer_kills, args.trainer_steps))
             checks.append(rows[-1]["ok"])
 
     print(f"\n{args.clients} clients (half REST, half gRPC), {args.duration:.0f} s of load per phase, "

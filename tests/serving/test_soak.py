@@ -14,7 +14,8 @@ from tests.serving.helpers import repo_root
 @pytest.mark.slow
 def test_short_soak_passes_every_check(tmp_path):
     output = tmp_path / "soak.json"
-    result = subprocess.run([sys.executable, "-m", "benchmarks.soak", "--clients", "4", "--duration", "3", "--exporter-kills", "2", "--trainer-kills", "1",
+    result = subprocess.run([sys.executable, "-m", "benchmarks.soak", "--clients", "4", "--duration", "3", "--exporter-kills", "1", "--trainer-kills", "1",
+                             "--trainer-steps", "30",
                              "--output", str(output)], cwd=repo_root(), capture_output=True, text=True, timeout=600,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -11,7 +11,7 @@ from tests.training.test_distribution import _cli
 
 pytestmark = pytest.mark.slow
 
-STEPS = 400
+STEPS = 100
 ARGS = ["--steps", str(STEPS), "--checkpoint-every", "20", "--batch-size", "8", "--sequence-length", "32",
         "--validation-steps", "1", "--verbose", "2", "--deterministic"]
 
