@@ -23,6 +23,7 @@ COMMANDS = {
     "pretrain": "pre-train (or continue pre-training with --init) a GPT, BERT or T5 model",
     "classify": "fine-tune BERT for sequence classification on label<TAB>text lines",
     "text-to-text": "fine-tune T5 on source<TAB>target lines",
+    "qa": "fine-tune BERT for extractive question answering on SQuAD v1.1 JSON (default: a built-in sample)",
     "tokenizer": "only train a tokenizer on --data and save it in --output (for multi-worker runs)",
 }
 RELOAD_TOLERANCE = 1e-5
@@ -107,12 +108,15 @@ def format_summary(summary):
     """The lines printed at the end of a run."""
     initial, final = summary["initial_validation"], summary["final_validation"]
     line = f"validation loss {initial['loss']:.3f} -> {final['loss']:.3f}"
-    if summary["task"] != "classify":
+    if summary["task"] not in ("classify", "qa"):
         line += " nats/token"
         if _figure(final, "perplexity") is not None:
             line += f" (perplexity {_figure(initial, 'perplexity'):.1f} -> {_figure(final, 'perplexity'):.1f})"
     if _figure(final, "accuracy") is not None:
         line += f", accuracy {_figure(initial, 'accuracy'):.3f} -> {_figure(final, 'accuracy'):.3f}"
+    for name, label in (("exact_match", "exact match"), ("f1", "F1")):
+        if _figure(final, name) is not None:
+            line += f", {label} {_figure(initial, name):.1f} -> {_figure(final, name):.1f}"
     if summary.get("unigram_entropy") is not None:
         line += f"; uniform {summary['uniform_entropy']:.3f}, unigram entropy {summary['unigram_entropy']:.3f}"
     lines = [line]
@@ -128,7 +132,8 @@ def format_summary(summary):
         )
     output = summary["output"]
     files = (["model.keras"] if summary.get("model_file") else []) + (
-        [os.path.relpath(summary["checkpoint"], output)] if summary.get("checkpoint") else [])
+        [os.path.relpath(summary["checkpoint"], output)] if summary.get("checkpoint") else []) + (
+        ["predictions.json"] if _figure(final, "f1") is not None else [])
     lines.append(f"output {output}: {', '.join(files + ['tokenizer/', 'logs/'])} "
                  f"(tensorboard --logdir {os.path.join(output, 'logs')})")
     if summary.get("reload_difference") is not None:

@@ -10,9 +10,10 @@ import dataclasses
 import json
 import os
 
-TASKS = ("pretrain", "classify", "text-to-text")
+TASKS = ("pretrain", "classify", "text-to-text", "qa")
 FAMILIES = ("gpt", "bert", "t5")
 DEFAULT_PRESETS = {"gpt": "gpt2_tiny", "bert": "bert_tiny", "t5": "t5_tiny"}
+REQUIRED_FAMILY = {"classify": "bert", "text-to-text": "t5", "qa": "bert"}  # fine-tuning tasks
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DECAYS = ("cosine", "linear", "constant")
@@ -33,8 +34,8 @@ class TrainConfig:
 
     # --- what to train -------------------------------------------------------
     task: str = _field("pretrain", "pretrain (objective by family: causal LM, masked LM, span corruption), "
-                       "classify (BERT, label<TAB>text lines) or text-to-text (T5, source<TAB>target lines); "
-                       "set by the subcommand", choices=TASKS, cli=False)
+                       "classify (BERT, label<TAB>text lines), text-to-text (T5, source<TAB>target lines) or "
+                       "qa (BERT, SQuAD v1.1 JSON); set by the subcommand", choices=TASKS, cli=False)
     family: str = _field(None, "model family; default: gpt, or the --init model's family", choices=FAMILIES)
     preset: str = _field(None, "model preset of the family (keras_transformer.models.list_presets()); "
                          "default: gpt2_tiny / bert_tiny / t5_tiny")
@@ -43,9 +44,10 @@ class TrainConfig:
     init: str = _field(None, "start from these weights: a finished run's OUTPUT folder, a .keras file, "
                        "or a Hugging Face folder (config.json + model.safetensors)")
     # --- data ------------------------------------------------------------------
-    data: list = _field([], "training text: files, globs or folders (.txt / .txt.gz, UTF-8); "
-                        "default: the built-in corpus (pretrain only)")
-    validation_data: list = _field([], "validation text, as --data; default: a hash-split share of --data")
+    data: list = _field([], "training text: files, globs or folders (.txt / .txt.gz, UTF-8; qa: SQuAD JSON); "
+                        "default: the built-in corpus (pretrain) or the built-in QA sample (qa)")
+    validation_data: list = _field([], "validation text, as --data; default: a hash-split share of --data "
+                                   "(qa: of its paragraphs; the built-in sample has its own)")
     validation_fraction: float = _field(0.05, "share of the documents (lines) held out for validation "
                                         "when --validation-data is not given")
     document_per: str = _field("line", "pretraining text: one document per line or per file",
@@ -53,6 +55,12 @@ class TrainConfig:
     skip_bad_files: bool = _field(False, "skip (and count) empty, binary or non-UTF-8 files instead of stopping")
     labels: list = _field([], "classify: the class names, in class-id order; default: the sorted labels "
                           "found in --data (or those of the --init classifier)")
+    doc_stride: int = _field(None, "qa: context tokens between the starts of overlapping windows of a long "
+                             "context; default: half the --sequence-length")
+    max_question_length: int = _field(None, "qa: question tokens kept (the rest is cut); default: a quarter of "
+                                      "the --sequence-length")
+    max_answer_length: int = _field(None, "qa: longest answer, in tokens, when reading answers (evaluation, "
+                                    "export); default: 30")
     # --- tokenizer ---------------------------------------------------------------
     tokenizer: str = _field(None, "a saved tokenizer folder; default: the --init run's tokenizer, "
                             "else one trained on --data")
@@ -60,7 +68,7 @@ class TrainConfig:
                                  choices=TOKENIZER_KINDS)
     vocabulary_size: int = _field(8000, "largest vocabulary for wordpiece / sentencepiece")
     # --- shapes ----------------------------------------------------------------
-    sequence_length: int = _field(None, "tokens per row (T5: encoder tokens); default: 64, "
+    sequence_length: int = _field(None, "tokens per row (T5: encoder tokens); default: 64 (qa: 128), "
                                   "at most the preset's max_sequence_length")
     target_length: int = _field(None, "T5 decoder tokens; default: what span corruption needs, "
                                 "or --sequence-length for text-to-text")
@@ -114,7 +122,8 @@ class TrainConfig:
                 raise ValueError(f"{_flag(field.name)} must be one of {list(choices)}; received {value!r}")
         positive = ["batch_size", "steps", "checkpoint_every", "keep_checkpoints", "steps_per_execution",
                     "log_every", "vocabulary_size"]
-        optional_positive = ["sequence_length", "target_length", "validation_steps"]
+        qa_options = ["doc_stride", "max_question_length", "max_answer_length"]
+        optional_positive = ["sequence_length", "target_length", "validation_steps"] + qa_options
         for name in positive + optional_positive:
             value = getattr(self, name)
             if value is None and name in optional_positive:
@@ -151,11 +160,14 @@ class TrainConfig:
                              f"checkpoint_every={self.checkpoint_every}")
         if self.labels and self.task != "classify":
             raise ValueError("--labels is for the classify task only")
+        for name in qa_options:
+            if getattr(self, name) is not None and self.task != "qa":
+                raise ValueError(f"{_flag(name)} is for the qa task only")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"--labels must be distinct names; received {self.labels}")
         if self.task in ("classify", "text-to-text") and not self.data:
             raise ValueError(f"the {self.task} task needs --data (labelled lines)")
-        required_family = {"classify": "bert", "text-to-text": "t5"}.get(self.task)
+        required_family = REQUIRED_FAMILY.get(self.task)
         if required_family and self.family not in (None, required_family):
             raise ValueError(f"the {self.task} task trains the {required_family} family; "
                              f"received --family {self.family}")
@@ -179,7 +191,7 @@ class TrainConfig:
     @property
     def resolved_family(self):
         """The family when it is known without loading --init (task default, else gpt)."""
-        return self.family or {"classify": "bert", "text-to-text": "t5"}.get(self.task, "gpt")
+        return self.family or REQUIRED_FAMILY.get(self.task, "gpt")
 
     def output_dir(self, family=None):
         if self.output:
