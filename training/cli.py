@@ -165,7 +165,7 @@ def _train_tokenizer(config):
     tokenizer = data.make_tokenizer(dataclasses.replace(config, strategy="default"), config.resolved_family,
                                     corpus)
     save_tokenizer(tokenizer, config.output)
-    print(f"saved a {config.tokenizer_kind} tokenizer ({tokenizer.vocabulary_size()} ids) in {config.output}")
+    print(f"saved a {config.resolved_tokenizer_kind} tokenizer ({tokenizer.vocabulary_size()} ids) in {config.output}")
 
 
 def main(argv=None):

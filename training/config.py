@@ -64,8 +64,8 @@ class TrainConfig:
     # --- tokenizer ---------------------------------------------------------------
     tokenizer: str = _field(None, "a saved tokenizer folder; default: the --init run's tokenizer, "
                             "else one trained on --data")
-    tokenizer_kind: str = _field("bytes", "kind of tokenizer to train (bytes needs no training)",
-                                 choices=TOKENIZER_KINDS)
+    tokenizer_kind: str = _field(None, "kind of tokenizer to train (bytes needs no training); default: bytes "
+                                 "(qa: wordpiece, whose words keep questions short)", choices=TOKENIZER_KINDS)
     vocabulary_size: int = _field(8000, "largest vocabulary for wordpiece / sentencepiece")
     # --- shapes ----------------------------------------------------------------
     sequence_length: int = _field(None, "tokens per row (T5: encoder tokens); default: 64 (qa: 128), "
@@ -192,6 +192,10 @@ class TrainConfig:
     def resolved_family(self):
         """The family when it is known without loading --init (task default, else gpt)."""
         return self.family or REQUIRED_FAMILY.get(self.task, "gpt")
+
+    @property
+    def resolved_tokenizer_kind(self):
+        return self.tokenizer_kind or ("wordpiece" if self.task == "qa" else "bytes")
 
     def output_dir(self, family=None):
         if self.output:

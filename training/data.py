@@ -184,15 +184,16 @@ def make_tokenizer(config, family, corpus, saved_dir=None):
     if path:
         return load_tokenizer(path)
     sentinels = num_sentinels(config, family)
-    if config.tokenizer_kind == "bytes":
+    kind = config.resolved_tokenizer_kind
+    if kind == "bytes":
         return train_tokenizer("bytes", num_sentinels=sentinels)
     if config.strategy == "multi_worker":
         raise ValueError(
-            f"a {config.tokenizer_kind} tokenizer must be trained once, not on every worker: run "
-            f"`python -m training tokenizer --tokenizer-kind {config.tokenizer_kind} ...` first and pass "
+            f"a {kind} tokenizer must be trained once, not on every worker: run "
+            f"`python -m training tokenizer --tokenizer-kind {kind} ...` first and pass "
             f"its folder with --tokenizer"
         )
-    return train_tokenizer(config.tokenizer_kind, tokenizer_texts(corpus, config.task), config.vocabulary_size,
+    return train_tokenizer(kind, tokenizer_texts(corpus, config.task), config.vocabulary_size,
                            num_sentinels=sentinels)
 
 

@@ -81,7 +81,8 @@ def test_model_option_values_are_json_or_plain_strings_never_evaluated():
 def test_no_arguments_is_the_default_gpt_pretraining():
     command, config = parse_config([])
     assert command == "pretrain"
-    assert (config.family, config.resolved_family, config.data, config.tokenizer_kind) == (None, "gpt", [], "bytes")
+    assert (config.family, config.resolved_family, config.data, config.resolved_tokenizer_kind) == (None, "gpt", [],
+                                                                                                    "bytes")
     assert config.output_dir() == "runs/gpt"
 
 
