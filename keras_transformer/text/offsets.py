@@ -22,14 +22,16 @@ text. How each tokenizer kind gets them:
   normalises (the default), which keeps bytes and ids one to one.
 
 The ids equal `tokenizer(text)` for every text (checked in the tests), so a
-model sees the same ids as in the other pipelines.
+model sees the same ids as in the other pipelines. As for the tokenizers,
+call `keras_transformer.text.tokenizers.refresh_graph_resources` after
+seeding and before tracing (the pipelines and exports here do).
 """
 
 import tensorflow as tf
 import tensorflow_text as tf_text
 from keras_hub.src.tokenizers import word_piece_tokenizer as keras_hub_word_piece
 
-from keras_transformer.text.tokenizers import refresh_graph_resources, tokenizer_kind
+from keras_transformer.text.tokenizers import tokenizer_kind
 
 
 def check_offsets_support(tokenizer):
@@ -73,7 +75,8 @@ def _bytes(tokenizer, text):
 
 
 def _sentencepiece(tokenizer, text):
-    refresh_graph_resources(tokenizer)
+    with tf.init_scope():  # the tf-text resource belongs outside any traced graph
+        tokenizer._maybe_initialized_tf()
     ids, starts, ends = tokenizer._sentence_piece.tokenize_with_offsets(text)
     # A piece's span includes the whitespace its "▁" stands for: leave it out.
     rows = tf.gather(text, starts.value_rowids())
@@ -84,7 +87,8 @@ def _sentencepiece(tokenizer, text):
 
 
 def _wordpiece(tokenizer, text):
-    tokenizer._maybe_initialized_tf()
+    with tf.init_scope():
+        tokenizer._maybe_initialized_tf()
     patterns = keras_hub_word_piece
     if tokenizer.split_on_cjk:
         split, keep = patterns.WHITESPACE_PUNCTUATION_AND_CJK_REGEX, patterns.PUNCTUATION_AND_CJK_REGEX
