@@ -22,7 +22,7 @@ def run_main(argv, capsys):
 def test_help_lists_the_commands_and_the_launch_commands(capsys):
     status, out, _ = run_main(["--help"], capsys)
     assert status == 0
-    for text in ("pretrain", "classify", "text-to-text", "--strategy mirrored", "--strategy multi_worker",
+    for text in ("pretrain", "classify", "text-to-text", "qa", "--strategy mirrored", "--strategy multi_worker",
                  "TF_CONFIG", "--strategy tpu"):
         assert text in out
 
@@ -44,6 +44,7 @@ def test_command_help_lists_every_option_with_its_default(capsys):
         (["--preset", "bert_tiny"], "unknown preset 'bert_tiny'; valid presets: gpt2_large"),
         (["--model-option", "num_layers"], "expected KEY=VALUE, received 'num_layers'"),
         (["--labels", "a", "b"], "--labels is for the classify task only"),
+        (["classify", "--doc-stride", "8", "--data", "x.txt"], "--doc-stride is for the qa task only"),
         (["classify"], "the classify task needs --data"),
         (["text-to-text", "--family", "gpt", "--data", "x.txt"], "trains the t5 family; received --family gpt"),
         (["--steps-per-execution", "7", "--checkpoint-every", "14"], "--steps-per-execution must divide --steps"),
