@@ -1,9 +1,13 @@
 """A training run's folder: its one definition, written by `python -m training` and read by export.
 
     OUTPUT/model.keras                          the final model (once training ends)
-    OUTPUT/config.json                          the model's Keras config (`keras_config`), labels, ...
+    OUTPUT/config.json                          the model's Keras config (`keras_config`), class `labels`,
+                                                `question_answering` (qa runs: QASettings, the windows
+                                                and answer length export reuses), ...
     OUTPUT/tokenizer/                           keras_transformer.text.save_tokenizer (text tasks; an image
                                                 classifier's config.json has the image size and class labels)
+    OUTPUT/predictions.json                     qa runs: {question id: answer text} on the validation
+                                                questions (the official SQuAD scripts read it)
     OUTPUT/checkpoints/ckpt-00000100/           model.weights.h5 + state.json {"step", "weights_sha256", ...}
     OUTPUT/checkpoints/.tmp-ckpt-00000200-PID/  a checkpoint being written (never read)
 
@@ -23,8 +27,20 @@ TOKENIZER_DIR = "tokenizer"
 CHECKPOINTS_DIR = "checkpoints"
 WEIGHTS_FILE = "model.weights.h5"
 STATE_FILE = "state.json"
+PREDICTIONS_FILE = "predictions.json"
+QA_SETTINGS = "question_answering"  # config.json key
 CHECKPOINT_NAME = re.compile(r"^ckpt-(\d{8})$")
 PARTIAL_PREFIX = ".tmp-ckpt-"
+
+
+def run_description(folder):
+    """The run's `config.json` (a dict with `keras_config`), or None when `folder` has none."""
+    path = os.path.join(folder, RUN_CONFIG)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    return config if isinstance(config, dict) and "keras_config" in config else None
 
 
 def checkpoint_name(step):

@@ -1,4 +1,4 @@
-r"""The training application: `python -m training [pretrain|classify|text-to-text|classify-images|tokenizer] [options]`.
+r"""The training application: `python -m training [pretrain|classify|text-to-text|classify-images|qa|tokenizer] [options]`.
 
 With no arguments it pre-trains a small GPT (gpt2_tiny: 2 layers, 64 wide) on
 byte-level ids of the built-in corpus for 600 steps (about a minute on two
@@ -32,6 +32,7 @@ starts over. Fine-tuning:
     python -m training pretrain --init runs/gpt --data my_text/ --output runs/gpt-more  # GPT, continued
     python -m training classify --init runs/bert --data train.txt --output runs/cls      # label<TAB>text
     python -m training text-to-text --init hf/t5-small --tokenizer tok/ --data pairs.txt  # source<TAB>target
+    python -m training qa --init runs/bert --output runs/qa     # SQuAD v1.1 JSON; default: a built-in sample
 
 Images (a ViT; no --data: built-in synthetic shapes, 7 classes, drawn at run time):
 

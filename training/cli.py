@@ -25,6 +25,7 @@ COMMANDS = {
     "text-to-text": "fine-tune T5 on source<TAB>target lines",
     "classify-images": "train a ViT image classifier on one sub-folder of JPEG/PNG images per class "
                        "(default: built-in synthetic shapes)",
+    "qa": "fine-tune BERT for extractive question answering on SQuAD v1.1 JSON (default: a built-in sample)",
     "tokenizer": "only train a tokenizer on --data and save it in --output (for multi-worker runs)",
 }
 RELOAD_TOLERANCE = 1e-5
@@ -110,7 +111,7 @@ def format_summary(summary):
     """The lines printed at the end of a run."""
     initial, final = summary["initial_validation"], summary["final_validation"]
     line = f"validation loss {initial['loss']:.3f} -> {final['loss']:.3f}"
-    if summary["task"] not in ("classify", "classify-images"):
+    if summary["task"] not in ("classify", "classify-images", "qa"):
         line += " nats/token"
         if _figure(final, "perplexity") is not None:
             line += f" (perplexity {_figure(initial, 'perplexity'):.1f} -> {_figure(final, 'perplexity'):.1f})"
@@ -118,6 +119,9 @@ def format_summary(summary):
         line += f", accuracy {_figure(initial, 'accuracy'):.3f} -> {_figure(final, 'accuracy'):.3f}"
         if summary.get("labels"):
             line += f" ({len(summary['labels'])} classes, chance {1 / len(summary['labels']):.3f})"
+    for name, label in (("exact_match", "exact match"), ("f1", "F1")):
+        if _figure(final, name) is not None:
+            line += f", {label} {_figure(initial, name):.1f} -> {_figure(final, name):.1f}"
     if summary.get("unigram_entropy") is not None:
         line += f"; uniform {summary['uniform_entropy']:.3f}, unigram entropy {summary['unigram_entropy']:.3f}"
     lines = [line]
@@ -138,7 +142,8 @@ def format_summary(summary):
         )
     output = summary["output"]
     files = (["model.keras"] if summary.get("model_file") else []) + (
-        [os.path.relpath(summary["checkpoint"], output)] if summary.get("checkpoint") else [])
+        [os.path.relpath(summary["checkpoint"], output)] if summary.get("checkpoint") else []) + (
+        ["predictions.json"] if _figure(final, "f1") is not None else [])
     files += ["tokenizer/"] if summary.get("vocabulary_size") else []
     lines.append(f"output {output}: {', '.join(files + ['logs/'])} "
                  f"(tensorboard --logdir {os.path.join(output, 'logs')})")
@@ -171,7 +176,7 @@ def _train_tokenizer(config):
     tokenizer = data.make_tokenizer(dataclasses.replace(config, strategy="default"), config.resolved_family,
                                     corpus)
     save_tokenizer(tokenizer, config.output)
-    print(f"saved a {config.tokenizer_kind} tokenizer ({tokenizer.vocabulary_size()} ids) in {config.output}")
+    print(f"saved a {config.resolved_tokenizer_kind} tokenizer ({tokenizer.vocabulary_size()} ids) in {config.output}")
 
 
 def main(argv=None):

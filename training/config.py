@@ -10,10 +10,10 @@ import dataclasses
 import json
 import os
 
-TASKS = ("pretrain", "classify", "text-to-text", "classify-images")
+TASKS = ("pretrain", "classify", "text-to-text", "classify-images", "qa")
 FAMILIES = ("gpt", "bert", "t5", "vit")
 DEFAULT_PRESETS = {"gpt": "gpt2_tiny", "bert": "bert_tiny", "t5": "t5_tiny", "vit": "vit_tiny"}
-TASK_FAMILIES = {"classify": "bert", "text-to-text": "t5", "classify-images": "vit"}  # tasks of one family
+TASK_FAMILIES = {"classify": "bert", "text-to-text": "t5", "classify-images": "vit", "qa": "bert"}  # tasks of one family
 TEXT_OPTIONS = ("document_per", "tokenizer", "tokenizer_kind", "vocabulary_size", "sequence_length",
                 "target_length")  # not for classify-images
 IMAGE_OPTIONS = ("image_size", "random_flip")  # for classify-images only
@@ -40,10 +40,10 @@ class TrainConfig:
     # --- what to train -------------------------------------------------------
     task: str = _field("pretrain", "pretrain (objective by family: causal LM, masked LM, span corruption), "
                        "classify (BERT, label<TAB>text lines), text-to-text (T5, source<TAB>target lines) or "
-                       "classify-images (ViT, one sub-folder per class); set by the subcommand",
+                       "classify-images (ViT, one sub-folder per class) or qa (BERT, SQuAD v1.1 JSON); set by the subcommand",
                        choices=TASKS, cli=False)
     family: str = _field(None, "model family; default: gpt (classify: bert, text-to-text: t5, classify-images: "
-                         "vit), or the --init model's family", choices=FAMILIES)
+                         "vit, qa: bert), or the --init model's family", choices=FAMILIES)
     preset: str = _field(None, "model preset of the family (keras_transformer.models.list_presets()); "
                          "default: gpt2_tiny / bert_tiny / t5_tiny / vit_tiny")
     model_options: dict = _field({}, "override a preset's config field, KEY=VALUE (JSON value), repeatable: "
@@ -52,10 +52,10 @@ class TrainConfig:
                        "or a Hugging Face folder (config.json + model.safetensors)")
     # --- data ------------------------------------------------------------------
     data: list = _field([], "training text: files, globs or folders (.txt / .txt.gz, UTF-8); default: the "
-                        "built-in corpus (pretrain only). classify-images: one FOLDER with a sub-folder of "
+                        "built-in corpus (pretrain) or the built-in QA sample (qa; SQuAD JSON files). classify-images: one FOLDER with a sub-folder of "
                         ".jpg/.jpeg/.png images per class; default: the built-in synthetic shapes")
     validation_data: list = _field([], "validation text (or image FOLDER), as --data; default: a hash-split "
-                                   "share of --data")
+                                   "share of --data (qa: of its paragraphs; the built-in sample has its own)")
     validation_fraction: float = _field(0.05, "share of the documents (lines, images) held out for validation "
                                         "when --validation-data is not given")
     document_per: str = _field("line", "pretraining text: one document per line or per file",
@@ -69,14 +69,20 @@ class TrainConfig:
                              "model's image_size); default: the preset's (vit_tiny: 32) or the --init model's")
     random_flip: bool = _field(False, "classify-images: flip training images left-right at random (a function "
                                "of --seed and the step, so resumed runs see the same flips)")
+    doc_stride: int = _field(None, "qa: context tokens between the starts of overlapping windows of a long "
+                             "context; default: half the --sequence-length")
+    max_question_length: int = _field(None, "qa: question tokens kept (the rest is cut); default: a quarter of "
+                                      "the --sequence-length")
+    max_answer_length: int = _field(None, "qa: longest answer, in tokens, when reading answers (evaluation, "
+                                    "export); default: 30")
     # --- tokenizer ---------------------------------------------------------------
     tokenizer: str = _field(None, "a saved tokenizer folder; default: the --init run's tokenizer, "
                             "else one trained on --data")
-    tokenizer_kind: str = _field("bytes", "kind of tokenizer to train (bytes needs no training)",
-                                 choices=TOKENIZER_KINDS)
+    tokenizer_kind: str = _field(None, "kind of tokenizer to train (bytes needs no training); default: bytes "
+                                 "(qa: wordpiece, whose words keep questions short)", choices=TOKENIZER_KINDS)
     vocabulary_size: int = _field(8000, "largest vocabulary for wordpiece / sentencepiece")
     # --- shapes ----------------------------------------------------------------
-    sequence_length: int = _field(None, "tokens per row (T5: encoder tokens); default: 64, "
+    sequence_length: int = _field(None, "tokens per row (T5: encoder tokens); default: 64 (qa: 128), "
                                   "at most the preset's max_sequence_length")
     target_length: int = _field(None, "T5 decoder tokens; default: what span corruption needs, "
                                 "or --sequence-length for text-to-text")
@@ -133,7 +139,8 @@ class TrainConfig:
                 raise ValueError(f"{_flag(field.name)} must be one of {list(choices)}; received {value!r}")
         positive = ["batch_size", "steps", "checkpoint_every", "keep_checkpoints", "steps_per_execution",
                     "log_every", "vocabulary_size"]
-        optional_positive = ["sequence_length", "target_length", "validation_steps"]
+        qa_options = ["doc_stride", "max_question_length", "max_answer_length"]
+        optional_positive = ["sequence_length", "target_length", "validation_steps"] + qa_options
         for name in positive + optional_positive:
             value = getattr(self, name)
             if value is None and name in optional_positive:
@@ -170,6 +177,9 @@ class TrainConfig:
                              f"checkpoint_every={self.checkpoint_every}")
         if self.labels and self.task not in ("classify", "classify-images"):
             raise ValueError("--labels is for the classify and classify-images tasks only")
+        for name in qa_options:
+            if getattr(self, name) is not None and self.task != "qa":
+                raise ValueError(f"{_flag(name)} is for the qa task only")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"--labels must be distinct names; received {self.labels}")
         if self.task in ("classify", "text-to-text") and not self.data:
@@ -225,6 +235,10 @@ class TrainConfig:
     def resolved_family(self):
         """The family when it is known without loading --init (task default, else gpt)."""
         return self.family or TASK_FAMILIES.get(self.task, "gpt")
+
+    @property
+    def resolved_tokenizer_kind(self):
+        return self.tokenizer_kind or ("wordpiece" if self.task == "qa" else "bytes")
 
     def output_dir(self, family=None):
         if self.output:

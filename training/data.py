@@ -31,6 +31,8 @@ import tensorflow as tf
 from keras_transformer.images.synthetic import CLASS_NAMES, synthetic_images
 from keras_transformer.models.vit.preprocessing import preprocess_images
 from keras_transformer.text.corpus import read_text_files, split_documents, stdlib_documents
+from keras_transformer.text.question_answering import QASettings, question_answering_dataset
+from keras_transformer.text.squad import read_squad, sample_paths
 from keras_transformer.text.datasets import causal_lm_dataset, masked_lm_dataset, span_corruption_dataset
 from keras_transformer.text.span_corruption import noise_counts, span_corruption_lengths
 from keras_transformer.text.special_tokens import SpecialTokens
@@ -49,7 +51,8 @@ BUILTIN_IMAGES_PER_CLASS = 600  # the built-in image set: 7 classes (keras_trans
 
 @dataclasses.dataclass
 class Corpus:
-    """Training and validation text: documents (pretrain) or tab-separated lines (classify, text-to-text)."""
+    """Training and validation text: documents (pretrain), tab-separated lines (classify, text-to-text)
+    or `QAExample`s (qa)."""
 
     train: list
     validation: list
@@ -61,7 +64,7 @@ class Corpus:
     @property
     def unit(self):
         """What one training example is, for people."""
-        return {"pretrain": "documents", "classify-images": "images"}.get(self.task, "lines")
+        return {"pretrain": "documents", "classify-images": "images", "qa": "questions"}.get(self.task, "lines")
 
 
 @dataclasses.dataclass
@@ -131,6 +134,8 @@ def load_corpus(config, labels=None, model_config=None):
                              f"both need some (give --validation-data or change --validation-fraction)")
         return Corpus(train, validation, source, skipped)
 
+    if config.task == "qa":
+        return _qa_corpus(config)
     files, skipped = _labelled_files(config.data, config)
     validation_files = []
     if config.validation_data:
@@ -153,6 +158,26 @@ def load_corpus(config, labels=None, model_config=None):
                          f"or raise --validation-fraction")
     source = f"{len(train) + (0 if validation_files else len(validation))} lines from {len(files)} file(s)"
     return Corpus(train, validation, source, skipped, labels or [], config.task)
+
+
+def _qa_corpus(config):
+    """SQuAD examples: --data (default: the built-in sample's training file) and --validation-data (default:
+    the sample's validation file, or with --data a hash-split share of its paragraphs)."""
+    train = read_squad(config.data or [sample_paths("train")])
+    source = (f"{len(train)} questions from {len(config.data)} SQuAD file pattern(s)" if config.data
+              else "the built-in question-answering sample (standard-library modules)")
+    if config.validation_data or not config.data:
+        validation = read_squad(config.validation_data or [sample_paths("validation")])
+    else:
+        contexts = sorted({example.context for example in train})
+        _, held_out = split_documents(contexts, config.validation_fraction)
+        held_out = set(held_out)
+        train, validation = ([e for e in train if e.context not in held_out],
+                             [e for e in train if e.context in held_out])
+    if not train or not validation:
+        raise ValueError(f"{source}: {len(train)} training and {len(validation)} validation questions; both need "
+                         f"some (give --validation-data or raise --validation-fraction)")
+    return Corpus(train, validation, source, task="qa")
 
 
 def _class_names(requested, from_init, found):
@@ -265,6 +290,8 @@ def tokenizer_texts(corpus, task):
     """The text a tokenizer is trained on: documents, or the text fields of labelled lines."""
     if task == "pretrain":
         return corpus.train
+    if task == "qa":
+        return sorted({example.context for example in corpus.train}) + [example.question for example in corpus.train]
     fields = [line.partition("\t") for line in corpus.train]
     return [f[2] for f in fields] if task == "classify" else [f[0] for f in fields] + [f[2] for f in fields]
 
@@ -278,15 +305,16 @@ def make_tokenizer(config, family, corpus, saved_dir=None):
     if path:
         return load_tokenizer(path)
     sentinels = num_sentinels(config, family)
-    if config.tokenizer_kind == "bytes":
+    kind = config.resolved_tokenizer_kind
+    if kind == "bytes":
         return train_tokenizer("bytes", num_sentinels=sentinels)
     if config.strategy == "multi_worker":
         raise ValueError(
-            f"a {config.tokenizer_kind} tokenizer must be trained once, not on every worker: run "
-            f"`python -m training tokenizer --tokenizer-kind {config.tokenizer_kind} ...` first and pass "
+            f"a {kind} tokenizer must be trained once, not on every worker: run "
+            f"`python -m training tokenizer --tokenizer-kind {kind} ...` first and pass "
             f"its folder with --tokenizer"
         )
-    return train_tokenizer(config.tokenizer_kind, tokenizer_texts(corpus, config.task), config.vocabulary_size,
+    return train_tokenizer(kind, tokenizer_texts(corpus, config.task), config.vocabulary_size,
                            num_sentinels=sentinels)
 
 
@@ -326,11 +354,11 @@ class Shapes:
 
 
 def shapes_for(config, family, max_sequence_length, image_size=None):
-    """Row lengths: --sequence-length (default 64, at most the model's) and T5's target length;
+    """Row lengths: --sequence-length (default 64, qa 128, at most the model's) and T5's target length;
     ViT: the tokens of an `image_size` image."""
     if family == "vit":
         return Shapes(max_sequence_length, image_size=image_size)
-    length = config.sequence_length or min(64, max_sequence_length)
+    length = config.sequence_length or min(128 if config.task == "qa" else 64, max_sequence_length)
     if family in ("gpt", "bert") and length > max_sequence_length:
         raise ValueError(f"--sequence-length {length} exceeds the model's max_sequence_length "
                          f"{max_sequence_length}")
@@ -345,6 +373,12 @@ def shapes_for(config, family, max_sequence_length, image_size=None):
                              f"--sequence-length {length}; received {config.target_length}")
         return Shapes(length, config.target_length or needed)
     return Shapes(length, config.target_length or length)
+
+
+def qa_settings(config, shapes):
+    """The windows and answer reading of a qa run (`QASettings`), from its options and row length."""
+    return QASettings.for_length(shapes.sequence_length, config.doc_stride, config.max_question_length,
+                                 config.max_answer_length)
 
 
 def check_sentinels(tokenizer, shapes):
@@ -365,6 +399,9 @@ def pipeline(config, family, tokenizer, texts, shapes, batch_size, labels=()):
     if config.task == "classify":
         return classification_dataset(texts, tokenizer, labels, sequence_length=shapes.sequence_length,
                                       drop_remainder=False, **common)
+    if config.task == "qa":
+        return question_answering_dataset(texts, tokenizer, qa_settings(config, shapes), drop_remainder=False,
+                                          **common)
     if config.task == "text-to-text":
         return text_to_text_dataset(texts, tokenizer, encoder_sequence_length=shapes.sequence_length,
                                     decoder_sequence_length=shapes.target_length, drop_remainder=False, **common)

@@ -21,6 +21,7 @@ from keras_transformer.models import (
     BertBackbone,
     BertClassifier,
     BertMaskedLM,
+    BertQuestionAnswering,
     GPTBackbone,
     GPTCausalLM,
     T5Backbone,
@@ -32,7 +33,7 @@ from keras_transformer.models import (
 )
 from keras_transformer.models.backbone import Backbone, Task
 from keras_transformer.models.lora import has_lora, merged_copy
-from keras_transformer.run_folder import MODEL_FILE, RUN_CONFIG, TOKENIZER_DIR
+from keras_transformer.run_folder import MODEL_FILE, QA_SETTINGS, RUN_CONFIG, TOKENIZER_DIR
 from training.config import DEFAULT_PRESETS
 
 FORMAT = "keras_transformer.training"
@@ -192,6 +193,10 @@ def build_model(config, family, vocabulary_size, dtype, init=None, num_classes=N
             return rebuild(source, dtype)
         backbone = rebuild(backbone, dtype) if init else backbone
         return head(backbone, num_classes=num_classes, dtype=dtype)
+    if config.task == "qa":
+        if isinstance(source, BertQuestionAnswering):
+            return rebuild(source, dtype)
+        return BertQuestionAnswering(rebuild(backbone, dtype) if init else backbone, dtype=dtype)
     head = {"gpt": GPTCausalLM, "bert": BertMaskedLM, "t5": T5Seq2SeqLM}[family]
     if isinstance(source, head):
         return rebuild(source, dtype)
@@ -209,8 +214,9 @@ def check_vocabulary(model, tokenizer_size):
                          f"use the model's own tokenizer (--tokenizer)")
 
 
-def describe(model, family, config, labels, shapes):
-    """The `config.json` of a run folder: what the model is and how to rebuild it."""
+def describe(model, family, config, labels, shapes, qa_settings=None):
+    """The `config.json` of a run folder: what the model is and how to rebuild it (and, for qa, how its
+    questions and contexts become rows: what export needs)."""
     backbone = model.backbone
     return {
         "format": FORMAT,
@@ -222,6 +228,7 @@ def describe(model, family, config, labels, shapes):
         "labels": labels or None,
         "sequence_length": shapes.sequence_length,
         "target_length": shapes.target_length,
+        QA_SETTINGS: qa_settings.to_json() if qa_settings else None,
         "dtype_policy": model.dtype_policy.name,
         "keras_config": {k: v for k, v in keras.saving.serialize_keras_object(model).items()
                          if k not in ("compile_config", "build_config")},

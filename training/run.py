@@ -14,6 +14,7 @@ OUTPUT layout:
     logs/                TensorBoard: train/ and validation/ scalars against the step
     model.keras          the final model, uncompiled: loads with a plain `import keras_transformer`
     summary.json         the figures the CLI prints at the end
+    predictions.json     qa: {question id: answer} on the validation questions (official SQuAD format)
     workers/             multi-worker only: each worker's final step and weights fingerprint
 """
 
@@ -32,7 +33,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_transformer.run_folder import CHECKPOINTS_DIR, MODEL_FILE, RUN_CONFIG, TOKENIZER_DIR
+from keras_transformer.run_folder import CHECKPOINTS_DIR, MODEL_FILE, PREDICTIONS_FILE, RUN_CONFIG, TOKENIZER_DIR
+from keras_transformer.text.question_answering import predict_answers, window_builder
+from keras_transformer.text.squad import squad_scores
 from keras_transformer.text.tokenizers import save_tokenizer
 from training import data, distribution, modeling
 from training.callbacks import Checkpointer, Progress, StepTracker, TensorBoardLogger
@@ -43,7 +46,7 @@ from training.optimizer import build_optimizer, wrap_for_policy
 logger = logging.getLogger(__name__)
 
 RUN_FILES = ("run_config.json", RUN_CONFIG, "summary.json", MODEL_FILE, TOKENIZER_DIR, CHECKPOINTS_DIR, "logs",
-             "workers")
+             "workers", PREDICTIONS_FILE)
 
 
 @dataclasses.dataclass
@@ -63,6 +66,8 @@ class Setup:
     validation: tf.data.Dataset
     validation_steps: int
     entropy: float = None  # pretraining: the corpus' unigram entropy
+    qa: object = None  # qa: the QASettings of the windows and answers
+    answer_windows: object = None  # qa: the traced window builder of the answer evaluation
     start: int = 0
     state: dict = dataclasses.field(default_factory=dict)
 
@@ -166,6 +171,7 @@ def prepare(config, echo):
     shapes = data.shapes_for(config, family, model.backbone.model_config.max_sequence_length,
                              getattr(model.backbone.model_config, "image_size", None))
     entropy = data.unigram_entropy(corpus.train, tokenizer) if config.task == "pretrain" else None
+    qa = data.qa_settings(config, shapes) if config.task == "qa" else None
     total = config.steps
     if config.epochs:
         total = data.steps_for_epochs(config, data.one_pass(config, family, tokenizer, corpus, shapes))
@@ -177,7 +183,7 @@ def prepare(config, echo):
         model.compile(optimizer=optimizer, jit_compile=jit, steps_per_execution=config.steps_per_execution)
         model.optimizer.build(model.trainable_variables)
     setup = Setup(strategy, chief, output, manager, family, corpus, tokenizer, model, shapes, total,
-                  validation.with_options(distribution.dataset_options()), validation_steps, entropy)
+                  validation.with_options(distribution.dataset_options()), validation_steps, entropy, qa)
     if latest:
         setup.start, setup.state = latest
         manager.restore(model, setup.start)
@@ -197,7 +203,7 @@ def prepare(config, echo):
         if not latest:
             _write_json(os.path.join(output, "run_config.json"), config.to_dict())
             _write_json(os.path.join(output, RUN_CONFIG),
-                        modeling.describe(model, family, config, corpus.labels, shapes))
+                        modeling.describe(model, family, config, corpus.labels, shapes, qa))
             if tokenizer is not None:
                 save_tokenizer(tokenizer, os.path.join(output, TOKENIZER_DIR))
     return setup
@@ -245,6 +251,8 @@ def _train(config, callbacks, echo):
         echo(f"resuming from {s.manager.path(start)} (step {start} of {total})")
     else:
         initial = model.evaluate(s.validation, steps=s.validation_steps, verbose=0, return_dict=True)
+        if s.qa:
+            initial.update(_answer_scores(s)[0])
     history = list(s.state.get("history", []))
     verbose = (2 if config.verbose is None else config.verbose) if s.chief else 0
 
@@ -266,6 +274,10 @@ def _train(config, callbacks, echo):
                       validation_data=s.validation, validation_steps=s.validation_steps,
                       callbacks=run_callbacks + list(callbacks), shuffle=False, verbose=0)
     summary = _summary(config, s, tracker, checkpointer, initial, history, time.perf_counter() - started)
+    predictions = None
+    if s.qa and math.isfinite(summary["final_validation"]["loss"]):
+        scores, predictions = _answer_scores(s)
+        summary["final_validation"] = dict(summary["final_validation"], **scores)
     if config.strategy == "multi_worker":
         os.makedirs(os.path.join(s.output, "workers"), exist_ok=True)
         _write_json(os.path.join(s.output, "workers", f"{distribution.worker_name(s.strategy)}.json"),
@@ -278,8 +290,18 @@ def _train(config, callbacks, echo):
         if os.path.isfile(model_file) and not diverged:
             summary["model_file"] = model_file
             summary["reload_difference"] = _reload_difference(model, model_file, s.validation)
+        if predictions is not None:
+            _write_json(os.path.join(s.output, PREDICTIONS_FILE), predictions)
         _write_json(os.path.join(s.output, "summary.json"), summary)
     return summary
+
+
+def _answer_scores(s):
+    """({"exact_match", "f1"}, {id: answer text}) of the model on the validation questions (qa runs)."""
+    s.answer_windows = s.answer_windows or window_builder(s.tokenizer, s.qa)
+    answers = predict_answers(s.model, s.tokenizer, s.corpus.validation, s.qa, windows=s.answer_windows)
+    predictions = {qid: answer.text for qid, answer in answers.items()}
+    return squad_scores(predictions, s.corpus.validation), predictions
 
 
 def _summary(config, s, tracker, checkpointer, initial, history, seconds):

@@ -18,7 +18,8 @@ Layout (what `tensorflow_model_server --model_base_path=models/gpt` serves):
 Signatures (names, inputs and outputs: `keras_transformer.export.signatures`
 and the modules it lists): `serving_default` (the model on ids, outputs named
 as in Keras), `serving_default_int64`, and with a tokenizer the text ones:
-BERT `classify`, `embed`, `fill_mask`; GPT and T5 `generate` (decoding loop
+BERT `classify`, `embed`, `fill_mask`, `answer` (extractive question
+answering: windows, document stride and span choice in the graph); GPT and T5 `generate` (decoding loop
 and cache inside the graph, sampling settings as per-row tensors:
 `keras_transformer.generation`, the loop `model.generate` runs); and without
 a tokenizer, ViT `classify_image` (JPEG / PNG bytes, decoded and

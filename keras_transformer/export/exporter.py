@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 def export(model, base_dir, version=None, tokenizer=None, signatures=None, *, labels=None, fill_mask_top_k=5,
-           stop_token_ids=None, model_name="model", warmup=True):
+           stop_token_ids=None, question_answering=None, model_name="model", warmup=True):
     """Writes a SavedModel version that the stock `tensorflow_model_server` serves as is.
 
     Args:
@@ -34,6 +34,10 @@ def export(model, base_dir, version=None, tokenizer=None, signatures=None, *, la
         fill_mask_top_k: tokens returned per mask by `fill_mask`.
         stop_token_ids: ids that end `generate` rows (default: the
             tokenizer's end token).
+        question_answering: `answer`'s windows and answer length, a dict of
+            `keras_transformer.text.question_answering.QASettings` fields
+            (default: a qa run folder's, else windows of min(384,
+            max_sequence_length) tokens); given fields override the run's.
         model_name: the name clients use (warm-up requests, README examples).
         warmup: write `assets.extra/tf_serving_warmup_requests`.
 
@@ -52,14 +56,15 @@ def export(model, base_dir, version=None, tokenizer=None, signatures=None, *, la
     base_dir = versions.check_base_dir(base_dir)
     if not isinstance(model_name, str) or not model_name:
         raise ValueError(f"model_name must be a non-empty string; received {model_name!r}")
-    model, tokenizer, labels, source = sources.resolve(model, tokenizer, labels)
+    model, tokenizer, labels, question_answering, source = sources.resolve(model, tokenizer, labels,
+                                                                          question_answering)
     # LoRA adapters are merged into the kernels: the SavedModel holds no LoRA variables.
     model = merged_copy(model)
     names = resolve_names(model, tokenizer, signatures)
     if version is not None:
         versions.resolve_version(base_dir, version)  # fail before any work
     built = build_signatures(model, tokenizer, names, labels=labels, fill_mask_top_k=fill_mask_top_k,
-                             stop_token_ids=stop_token_ids)
+                             stop_token_ids=stop_token_ids, question_answering=question_answering)
     staging = versions.make_staging_dir(base_dir)
     try:
         specs = _write_saved_model(model, tokenizer, built, staging)

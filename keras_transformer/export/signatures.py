@@ -7,6 +7,7 @@
 | classify                | BertClassifier                           | yes               |
 | embed                   | every BERT model (backbone or task)      | yes               |
 | fill_mask               | BertMaskedLM                             | yes               |
+| answer                  | BertQuestionAnswering                    | yes               |
 | generate                | GPTCausalLM, T5Seq2SeqLM                 | yes               |
 | generate_start, _next   | (with generate) streaming, state carried | yes               |
 | classify_image          | ViTImageClassifier (JPEG / PNG bytes)    | no                |
@@ -21,7 +22,7 @@ from keras_transformer.export.model_signatures import INT64_SUFFIX, input_specs,
 from keras_transformer.export.text_graph import prepare_tokenizer
 
 MODEL_SIGNATURES = ("serving_default", "serving_default" + INT64_SUFFIX)
-TEXT_SIGNATURES = ("classify", "embed", "fill_mask", "generate")
+TEXT_SIGNATURES = ("classify", "embed", "fill_mask", "answer", "generate")
 IMAGE_SIGNATURES = ("classify_image",)
 STREAM_SIGNATURES = ("generate_start", "generate_next")  # exported with `generate`
 
@@ -33,6 +34,8 @@ def _family(model):
         return ("classify", "embed")
     if isinstance(model, models.BertMaskedLM):
         return ("fill_mask", "embed")
+    if isinstance(model, models.BertQuestionAnswering):
+        return ("answer", "embed")
     if isinstance(model, (models.BertBackbone, models.BertSentenceEmbedding, models.BertTokenClassifier)):
         return ("embed",)
     if isinstance(model, (models.GPTCausalLM, models.T5Seq2SeqLM)):
@@ -73,8 +76,10 @@ def resolve_names(model, tokenizer, signatures):
     return names
 
 
-def build_signatures(model, tokenizer, names, labels=None, fill_mask_top_k=5, stop_token_ids=None):
-    """`Signature`s for `names` (from `resolve_names`), in that order."""
+def build_signatures(model, tokenizer, names, labels=None, fill_mask_top_k=5, stop_token_ids=None,
+                     question_answering=None):
+    """`Signature`s for `names` (from `resolve_names`), in that order. `question_answering`: the `answer`
+    signature's window settings (a dict of `QASettings` fields; missing ones by default)."""
     built = {signature.name: signature for signature in serving_signatures(model)}
     if "classify_image" in names:
         built["classify_image"] = image_signatures.classify_image(model, labels)
@@ -93,6 +98,8 @@ def build_signatures(model, tokenizer, names, labels=None, fill_mask_top_k=5, st
                 built[name] = text_signatures.embed(model, tokenizer, special)
             elif name == "fill_mask":
                 built[name] = text_signatures.fill_mask(model, tokenizer, special, fill_mask_top_k)
+            elif name == "answer":
+                built[name] = text_signatures.answer(model, tokenizer, special, question_answering)
             elif name == "generate":
                 stop_ids = generate_signatures.default_stop_ids(special, stop_token_ids)
                 make = generate_signatures.t5_generate if hasattr(model, "encode") else generate_signatures.gpt_generate

@@ -11,11 +11,12 @@ Exporting OUTPUT uses `model.keras`, or while training runs (no model.keras
 yet) the newest checkpoint whose weights match their recorded SHA-256.
 Exporting `OUTPUT/checkpoints/ckpt-N` uses that checkpoint. The model of a
 checkpoint is rebuilt from `config.json`'s Keras config. Class labels in
-`config.json` name `classify`'s classes. Any folder with a `model.keras`
+`config.json` name `classify`'s classes; a qa run's `question_answering`
+settings (window length, document stride, question and answer lengths) set
+up the `answer` signature. Any folder with a `model.keras`
 (or a single `*.keras`) and a `tokenizer/` works the same way.
 """
 
-import json
 import os
 
 import keras
@@ -24,6 +25,7 @@ from keras_transformer.run_folder import (
     CHECKPOINT_NAME,
     CHECKPOINTS_DIR,
     MODEL_FILE,
+    QA_SETTINGS,
     RUN_CONFIG,
     STATE_FILE,
     TOKENIZER_DIR,
@@ -31,16 +33,9 @@ from keras_transformer.run_folder import (
     checkpoint_name,
     checkpoint_steps,
     read_checkpoint_state,
+    run_description,
 )
 from keras_transformer.text.tokenizers import CONFIG_FILE
-
-def _run_config(folder):
-    path = os.path.join(folder, RUN_CONFIG)
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        config = json.load(handle)
-    return config if isinstance(config, dict) and "keras_config" in config else None
 
 
 def _verified_weights(checkpoint):
@@ -89,38 +84,42 @@ def find_tokenizer_folder(folder):
 
 
 def load_model_path(path):
-    """(model, tokenizer folder or None, labels or None) from a `.keras` file, run folder or checkpoint."""
+    """(model, tokenizer folder or None, labels or None, question-answering settings dict or None) from a
+    `.keras` file, run folder or checkpoint."""
     import keras_transformer  # noqa: F401  (registers the layers and models the file uses)
 
     if os.path.isfile(path):
         if not path.endswith(".keras"):
             raise ValueError(f"{path!r} is not a .keras file; pass a .keras file, a run or checkpoint folder "
                              "or a keras.Model")
-        return keras.saving.load_model(path, compile=False), None, None
+        return keras.saving.load_model(path, compile=False), None, None, None
     if not os.path.isdir(path):
         raise ValueError(f"model path {path!r} does not exist")
     checkpoint = path if CHECKPOINT_NAME.match(os.path.basename(os.path.normpath(path))) else None
     folder = os.path.dirname(os.path.dirname(os.path.normpath(path))) if checkpoint else path
-    config = _run_config(folder)
+    config = run_description(folder)
     labels = config.get("labels") if config else None
+    qa_settings = config.get(QA_SETTINGS) if config else None
     model_file = None if checkpoint else _find_model_file(folder)
     if model_file is not None:
-        return keras.saving.load_model(model_file, compile=False), find_tokenizer_folder(folder), labels
+        return keras.saving.load_model(model_file, compile=False), find_tokenizer_folder(folder), labels, qa_settings
     checkpoint = checkpoint or (_newest_checkpoint(folder) if config else None)
     if checkpoint is None or config is None:
         raise ValueError(f"{path!r} holds no {MODEL_FILE} and no checkpoint with a {RUN_CONFIG} to rebuild "
                          f"the model from; it has {sorted(os.listdir(path))[:20]}")
-    return _from_checkpoint(checkpoint, config), find_tokenizer_folder(folder), labels
+    return _from_checkpoint(checkpoint, config), find_tokenizer_folder(folder), labels, qa_settings
 
 
-def resolve(model, tokenizer, labels=None):
-    """(keras model, tokenizer or None, labels, description of the source) from what `export` was given."""
+def resolve(model, tokenizer, labels=None, question_answering=None):
+    """(keras model, tokenizer or None, labels, question-answering settings, description of the source) from
+    what `export` was given; given labels and settings override a run folder's."""
     source = "in-memory model"
     if isinstance(model, (str, os.PathLike)):
         source = os.fspath(model)
-        model, found, found_labels = load_model_path(source)
+        model, found, found_labels, found_settings = load_model_path(source)
         tokenizer = found if tokenizer is None else tokenizer
         labels = found_labels if labels is None else labels
+        question_answering = dict(found_settings or {}, **(question_answering or {}))
     elif not isinstance(model, keras.Model):
         raise ValueError(f"model must be a keras.Model, a .keras file or a run folder; received {type(model).__name__}")
     if isinstance(tokenizer, (str, os.PathLike)):
@@ -129,4 +128,4 @@ def resolve(model, tokenizer, labels=None):
         tokenizer = load_tokenizer(os.fspath(tokenizer))
     if not model.built:
         raise ValueError(f"{type(model).__name__} is not built; call it once (or use a functional model) before export")
-    return model, tokenizer, labels, source
+    return model, tokenizer, labels, question_answering, source

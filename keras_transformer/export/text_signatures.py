@@ -18,6 +18,16 @@ Every input is `text`, a (batch,) string tensor. Each text becomes
   string, `top_scores` (batch, M, k) float32 probabilities (-1 / "" / 0 in
   unused slots). A text without a mask token after truncation is rejected
   (INVALID_ARGUMENT). Only ids the tokenizer has are predicted.
+
+`answer` (BertQuestionAnswering) takes two inputs, `question` and `context`,
+(batch,) strings, and returns `answer` (batch,) string, `answer_start`,
+`answer_end` (batch,) int32 character offsets (`context[answer_start:answer_end]
+== answer`) and `score` (batch,) float32 (start logit + end logit). The
+windows, document stride and span rule are those of training
+(`keras_transformer.text.question_answering`): every window of a long
+context is read, and the best span over all of them wins. A question or
+context without a token (empty or blank), or inputs of different batch sizes,
+are rejected (INVALID_ARGUMENT naming the input).
 """
 
 import keras
@@ -34,30 +44,33 @@ from keras_transformer.export.signature_spec import (
     class_names,
     class_outputs,
 )
+from keras_transformer.text.offsets import check_offsets_support
+from keras_transformer.text.question_answering import QASettings, question_answer_windows
 
-TEXT_INPUT = {"text": tf.TensorSpec([None], tf.string, name="text")}
+DEFAULT_QA_LENGTH = 384  # window length of the answer signature when the model's run does not give one
 
+def _text_signature(name, description, samples, preprocess, forward, postprocess):
+    """A signature `postprocess(pre, forward(pre))` with `pre = preprocess(inputs)`.
 
-def _text_signature(name, description, sample_texts, preprocess, forward, postprocess):
-    """A signature `postprocess(pre, forward(pre))` with `pre = preprocess(text)`.
-
-    The reference runs the same preprocessing graph, then the Keras model
-    eagerly, then the same postprocessing: it differs from the export only
-    where the export could go wrong (tracing, saving, reloading).
+    `samples` maps each input name (a (batch,) string tensor) to its sample
+    texts. The reference runs the same preprocessing graph, then the Keras
+    model eagerly, then the same postprocessing: it differs from the export
+    only where the export could go wrong (tracing, saving, reloading).
     """
+    specs = {key: tf.TensorSpec([None], tf.string, name=key) for key in samples}
 
     def function(inputs):
-        pre = preprocess(inputs["text"])
+        pre = preprocess(inputs)
         return postprocess(pre, forward(pre))
 
-    traced_preprocess = tf.function(preprocess, input_signature=[TEXT_INPUT["text"]], autograph=False)
+    traced_preprocess = tf.function(preprocess, input_signature=[specs], autograph=False)
 
     def reference(sample):
-        pre = traced_preprocess(tf.constant(sample["text"]))
+        pre = traced_preprocess({key: tf.constant(value) for key, value in sample.items()})
         return as_numpy(postprocess(pre, forward(pre)))
 
-    sample = {"text": np.array([t.encode("utf-8") for t in sample_texts], dtype=object)}
-    return Signature(name, dict(TEXT_INPUT), function, description, sample, reference, uses_tokenizer=True)
+    sample = {key: np.array([t.encode("utf-8") for t in texts], dtype=object) for key, texts in samples.items()}
+    return Signature(name, specs, function, description, sample, reference, uses_tokenizer=True)
 
 
 def _bert_inputs(pre):
@@ -69,8 +82,8 @@ def classify(model, tokenizer, special, labels=None):
     labels = class_names(labels, num_classes)
     limit = model_config(model).max_sequence_length
 
-    def preprocess(text):
-        return text_graph.pack_bert(text_graph.tokenize(tokenizer, text), special, limit)
+    def preprocess(inputs):
+        return text_graph.pack_bert(text_graph.tokenize(tokenizer, inputs["text"]), special, limit)
 
     def postprocess(pre, outputs):
         return class_outputs(outputs["logits"], labels)
@@ -78,7 +91,7 @@ def classify(model, tokenizer, special, labels=None):
     return _text_signature(
         "classify", f"text -> probabilities over {num_classes} classes, label_id, label ({labels[:10]}); "
         f"texts truncated to {limit} tokens with [CLS] and [SEP].",
-        ["a short example sentence.", "another one"],
+        {"text": ["a short example sentence.", "another one"]},
         preprocess, lambda pre: model(_bert_inputs(pre), training=False), postprocess,
     )
 
@@ -90,8 +103,8 @@ def embed(model, tokenizer, special):
     own = isinstance(model, BertSentenceEmbedding)
     backbone = getattr(model, "backbone", model)
 
-    def preprocess(text):
-        return text_graph.pack_bert(text_graph.tokenize(tokenizer, text), special, limit)
+    def preprocess(inputs):
+        return text_graph.pack_bert(text_graph.tokenize(tokenizer, inputs["text"]), special, limit)
 
     def forward(pre):
         if own:
@@ -104,7 +117,7 @@ def embed(model, tokenizer, special):
     how = "the model's own embeddings" if own else "the backbone's sequence output averaged over real tokens"
     return _text_signature(
         "embed", f"text -> embeddings (batch, hidden_dim): {how}; texts truncated to {limit} tokens.",
-        ["a short example sentence.", "another one"],
+        {"text": ["a short example sentence.", "another one"]},
         preprocess, forward, lambda pre, outputs: {"embeddings": tf.cast(outputs["embeddings"], tf.float32)},
     )
 
@@ -120,8 +133,8 @@ def fill_mask(model, tokenizer, special, top_k=5):
     strings = tf.constant(text_graph.vocabulary_strings(tokenizer, vocabulary))
     decodable = np.arange(vocabulary) < tokenizer.vocabulary_size()
 
-    def preprocess(text):
-        ids = text_graph.tokenize_with_mask(tokenizer, text, mask_token, special.mask_id)
+    def preprocess(inputs):
+        ids = text_graph.tokenize_with_mask(tokenizer, inputs["text"], mask_token, special.mask_id)
         inputs = text_graph.pack_bert(ids, special, limit)
         is_mask = tf.equal(inputs["token_ids"], special.mask_id) & (inputs["padding_mask"] > 0)
         positions = tf.ragged.boolean_mask(tf.broadcast_to(tf.range(tf.shape(is_mask)[1]), tf.shape(is_mask)),
@@ -153,6 +166,87 @@ def fill_mask(model, tokenizer, special, top_k=5):
     return _text_signature(
         "fill_mask", f"text with {mask_token} tokens -> for each mask the top {top_k} tokens and their "
         f"probabilities; texts truncated to {limit} tokens, a text without {mask_token} is rejected.",
-        [f"the {mask_token} of the file.", f"a {mask_token} and a {mask_token}"],
+        {"text": [f"the {mask_token} of the file.", f"a {mask_token} and a {mask_token}"]},
+        preprocess, forward, postprocess,
+    )
+
+
+def qa_settings(model, given=None):
+    """The `QASettings` of `answer`: `given` (a run's `question_answering` dict, or part of one), the rest
+    by default for windows of min(384, max_sequence_length) tokens."""
+    given = dict(given or {})
+    limit = model_config(model).max_sequence_length
+    length = given.pop("sequence_length", None) or min(DEFAULT_QA_LENGTH, limit)
+    unknown = sorted(set(given) - {"doc_stride", "max_question_length", "max_answer_length"})
+    if unknown:
+        raise ValueError(f"unknown question-answering setting(s) {unknown}")
+    if length > limit:
+        raise ValueError(f"question-answering windows of {length} tokens exceed the model's max_sequence_length "
+                         f"{limit}")
+    return QASettings.for_length(length, **given)
+
+
+def _best_spans(start_logits, end_logits, starts, example, batch, max_answer_length):
+    """(window, start position, end position, score) per example: `best_answer`'s rule as graph ops
+    (highest start + end logit over context spans; ties: first window, start, end)."""
+    length = tf.shape(start_logits)[1]
+    scores = start_logits[:, :, None] + end_logits[:, None, :]  # (windows, start, end)
+    position = tf.range(length)
+    allowed = (position[None, :] >= position[:, None]) & (position[None, :] - position[:, None] < max_answer_length)
+    context = starts >= 0
+    valid = context[:, :, None] & context[:, None, :] & allowed[None]
+    flat = tf.reshape(tf.where(valid, scores, -np.inf), [tf.shape(scores)[0], -1])  # (windows, length * length)
+    best = tf.reduce_max(flat, axis=1)
+    index = tf.range(tf.shape(flat)[1])
+    first = tf.reduce_min(tf.where(flat == best[:, None], index[None, :], tf.int32.max), axis=1)
+    example_best = tf.math.unsorted_segment_max(best, example, batch)
+    windows = tf.range(tf.shape(best)[0])
+    window = tf.math.unsorted_segment_min(tf.where(best == tf.gather(example_best, example), windows,
+                                                   tf.int32.max), example, batch)
+    chosen = tf.gather(first, window)
+    return window, chosen // length, chosen % length, example_best
+
+
+def answer(model, tokenizer, special, settings):
+    special.require("answer", "start_id", "end_id")
+    check_offsets_support(tokenizer)
+    if not isinstance(settings, QASettings):
+        settings = qa_settings(model, settings)
+
+    def preprocess(inputs):
+        question, context = inputs["question"], inputs["context"]
+        rows, other = tf.shape(question)[0], tf.shape(context)[0]
+        sizes = [assert_all((rows == other) & (rows > 0), "answer: `question` and `context` need the same "
+                            "number of rows, at least one; rows of question, context:", rows, other)]
+        with tf.control_dependencies(sizes):
+            question, context = tf.identity(question), tf.identity(context)
+        pre = question_answer_windows(tokenizer, special, question, context, settings, fixed_length=False)
+        checks = [assert_all(pre[f"{name}_tokens"] > 0, f"answer: every `{name}` needs text (at least one token); "
+                             f"tokens per row of `{name}`:", pre[f"{name}_tokens"]) for name in ("question", "context")]
+        return checked(dict(pre, context=context), checks)
+
+    def forward(pre):
+        return model(_bert_inputs(pre), training=False)
+
+    def postprocess(pre, outputs):
+        context, starts, ends = pre["context"], pre["token_starts"], pre["token_ends"]
+        window, start, end, score = _best_spans(
+            tf.cast(outputs["start_logits"], tf.float32), tf.cast(outputs["end_logits"], tf.float32), starts,
+            pre["example"], tf.shape(context)[0], settings.max_answer_length)
+        first = tf.gather_nd(starts, tf.stack([window, start], axis=1))  # bytes
+        last = tf.gather_nd(ends, tf.stack([window, end], axis=1))
+        text = tf.strings.substr(context, first, last - first)
+        answer_start = tf.strings.length(tf.strings.substr(context, tf.zeros_like(first), first),
+                                             unit="UTF8_CHAR")
+        return {"answer": text, "answer_start": answer_start,
+                "answer_end": answer_start + tf.strings.length(text, unit="UTF8_CHAR"), "score": score}
+
+    return _text_signature(
+        "answer", f"question, context -> answer (a span of the context), answer_start, answer_end (character "
+        f"offsets), score (start + end logit). Windows of {settings.sequence_length} tokens, {settings.doc_stride} "
+        f"context tokens apart, cover a long context; questions cut to {settings.max_question_length} tokens; "
+        f"answers of at most {settings.max_answer_length} tokens. An empty question or context is rejected.",
+        {"question": ["Which module reads JSON?", "What does it return?"],
+         "context": ["The json module reads and writes JSON text.", "The function returns a list of names."]},
         preprocess, forward, postprocess,
     )

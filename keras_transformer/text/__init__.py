@@ -9,6 +9,9 @@ imports TensorFlow then), or import them from their modules:
     from keras_transformer.text.tokenizers import train_tokenizer, save_tokenizer, load_tokenizer
     from keras_transformer.text.datasets import masked_lm_dataset, causal_lm_dataset, span_corruption_dataset
     from keras_transformer.text.supervised import classification_dataset, text_to_text_dataset
+    from keras_transformer.text.squad import read_squad, squad_scores                 # SQuAD v1.1, no TensorFlow
+    from keras_transformer.text.question_answering import question_answering_dataset, predict_answers
+    from keras_transformer.text.offsets import tokenize_with_offsets
     from keras_transformer.text.inspection import format_sample, print_sample
 """
 
@@ -16,6 +19,7 @@ import importlib
 
 from keras_transformer.text.corpus import ReadStats, read_text_files, split_documents, stdlib_documents
 from keras_transformer.text.special_tokens import SpecialTokens
+from keras_transformer.text.squad import QAExample, read_squad, squad_scores
 
 # name -> module (under keras_transformer.text) that defines it; these import TensorFlow.
 _LAZY = {
@@ -30,12 +34,18 @@ _LAZY = {
     "span_corruption_dataset": "datasets",
     "classification_dataset": "supervised",
     "text_to_text_dataset": "supervised",
+    "QASettings": "question_answering",
+    "question_answering_dataset": "question_answering",
+    "predict_answers": "question_answering",
+    "best_answer": "question_answering",
+    "tokenize_with_offsets": "offsets",
     "pack_token_sequences": "packing",
     "format_sample": "inspection",
     "print_sample": "inspection",
 }
 
-__all__ = ["ReadStats", "SpecialTokens", "read_text_files", "split_documents", "stdlib_documents", *_LAZY]
+__all__ = ["QAExample", "ReadStats", "SpecialTokens", "read_squad", "read_text_files", "split_documents",
+           "squad_scores", "stdlib_documents", *_LAZY]
 
 
 def __getattr__(name):

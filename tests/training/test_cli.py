@@ -22,7 +22,7 @@ def run_main(argv, capsys):
 def test_help_lists_the_commands_and_the_launch_commands(capsys):
     status, out, _ = run_main(["--help"], capsys)
     assert status == 0
-    for text in ("pretrain", "classify", "text-to-text", "--strategy mirrored", "--strategy multi_worker",
+    for text in ("pretrain", "classify", "text-to-text", "qa", "--strategy mirrored", "--strategy multi_worker",
                  "TF_CONFIG", "--strategy tpu"):
         assert text in out
 
@@ -50,6 +50,8 @@ def test_command_help_lists_every_option_with_its_default(capsys):
         (["classify-images", "--image-size", "0"], "--image-size must be a positive integer; received 0"),
         (["classify-images", "--data", "a", "b"], "one image folder per --data / --validation-data"),
         (["pretrain", "--family", "vit"], "the vit family trains with the classify-images task"),
+        (["--labels", "a", "b"], "--labels is for the classify task only"),
+        (["classify", "--doc-stride", "8", "--data", "x.txt"], "--doc-stride is for the qa task only"),
         (["classify"], "the classify task needs --data"),
         (["text-to-text", "--family", "gpt", "--data", "x.txt"], "trains the t5 family; received --family gpt"),
         (["--steps-per-execution", "7", "--checkpoint-every", "14"], "--steps-per-execution must divide --steps"),
@@ -87,7 +89,8 @@ def test_model_option_values_are_json_or_plain_strings_never_evaluated():
 def test_no_arguments_is_the_default_gpt_pretraining():
     command, config = parse_config([])
     assert command == "pretrain"
-    assert (config.family, config.resolved_family, config.data, config.tokenizer_kind) == (None, "gpt", [], "bytes")
+    assert (config.family, config.resolved_family, config.data, config.resolved_tokenizer_kind) == (None, "gpt", [],
+                                                                                                    "bytes")
     assert config.output_dir() == "runs/gpt"
 
 
