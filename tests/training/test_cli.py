@@ -50,7 +50,6 @@ def test_command_help_lists_every_option_with_its_default(capsys):
         (["classify-images", "--image-size", "0"], "--image-size must be a positive integer; received 0"),
         (["classify-images", "--data", "a", "b"], "one image folder per --data / --validation-data"),
         (["pretrain", "--family", "vit"], "the vit family trains with the classify-images task"),
-        (["--labels", "a", "b"], "--labels is for the classify task only"),
         (["classify", "--doc-stride", "8", "--data", "x.txt"], "--doc-stride is for the qa task only"),
         (["classify"], "the classify task needs --data"),
         (["text-to-text", "--family", "gpt", "--data", "x.txt"], "trains the t5 family; received --family gpt"),
