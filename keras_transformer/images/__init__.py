@@ -14,7 +14,7 @@ one preprocessing that training and the exported `classify_image`
 signature share.
 """
 
-import importlib
+from keras_transformer._lazy import lazy_attributes
 
 from keras_transformer.images.synthetic import CLASS_NAMES, draw_image, synthetic_images
 
@@ -31,13 +31,4 @@ _LAZY = {
 __all__ = ["CLASS_NAMES", "draw_image", "synthetic_images", *_LAZY]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

@@ -15,7 +15,7 @@ imports TensorFlow then), or import them from their modules:
     from keras_transformer.text.inspection import format_sample, print_sample
 """
 
-import importlib
+from keras_transformer._lazy import lazy_attributes
 
 from keras_transformer.text.corpus import ReadStats, read_text_files, split_documents, stdlib_documents
 from keras_transformer.text.special_tokens import SpecialTokens
@@ -48,13 +48,4 @@ __all__ = ["QAExample", "ReadStats", "SpecialTokens", "read_squad", "read_text_f
            "squad_scores", "stdlib_documents", *_LAZY]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
