@@ -24,11 +24,11 @@ import numpy as np
 import tensorflow as tf
 
 from keras_transformer.text.corpus import read_text_files, split_documents, stdlib_documents
-from keras_transformer.text.question_answering import QASettings, question_answering_dataset
-from keras_transformer.text.squad import read_squad, sample_paths
 from keras_transformer.text.datasets import causal_lm_dataset, masked_lm_dataset, span_corruption_dataset
+from keras_transformer.text.question_answering import QASettings, question_answering_dataset
 from keras_transformer.text.span_corruption import noise_counts, span_corruption_lengths
 from keras_transformer.text.special_tokens import SpecialTokens
+from keras_transformer.text.squad import read_squad, sample_paths
 from keras_transformer.text.supervised import (
     classification_dataset,
     parse_labelled_lines,
@@ -169,7 +169,8 @@ def num_sentinels(config, family):
 
 
 def tokenizer_texts(corpus, task):
-    """The text a tokenizer is trained on: documents, or the text fields of labelled lines."""
+    """The text a tokenizer is trained on: documents, the text fields of labelled lines, or the contexts and
+    questions of qa examples."""
     if task == "pretrain":
         return corpus.train
     if task == "qa":
@@ -231,7 +232,7 @@ class Shapes:
 
 
 def shapes_for(config, family, max_sequence_length):
-    """Row lengths: --sequence-length (default 64, at most the model's) and T5's target length."""
+    """Row lengths: --sequence-length (default 64, qa 128, at most the model's) and T5's target length."""
     length = config.sequence_length or min(128 if config.task == "qa" else 64, max_sequence_length)
     if family in ("gpt", "bert") and length > max_sequence_length:
         raise ValueError(f"--sequence-length {length} exceeds the model's max_sequence_length "
