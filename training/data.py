@@ -31,11 +31,11 @@ import tensorflow as tf
 from keras_transformer.images.synthetic import CLASS_NAMES, synthetic_images
 from keras_transformer.models.vit.preprocessing import preprocess_images
 from keras_transformer.text.corpus import read_text_files, split_documents, stdlib_documents
-from keras_transformer.text.question_answering import QASettings, question_answering_dataset
-from keras_transformer.text.squad import read_squad, sample_paths
 from keras_transformer.text.datasets import causal_lm_dataset, masked_lm_dataset, span_corruption_dataset
+from keras_transformer.text.question_answering import QASettings, question_answering_dataset
 from keras_transformer.text.span_corruption import noise_counts, span_corruption_lengths
 from keras_transformer.text.special_tokens import SpecialTokens
+from keras_transformer.text.squad import read_squad, sample_paths
 from keras_transformer.text.supervised import (
     classification_dataset,
     parse_labelled_lines,
@@ -287,7 +287,8 @@ def num_sentinels(config, family):
 
 
 def tokenizer_texts(corpus, task):
-    """The text a tokenizer is trained on: documents, or the text fields of labelled lines."""
+    """The text a tokenizer is trained on: documents, the text fields of labelled lines, or the contexts and
+    questions of qa examples."""
     if task == "pretrain":
         return corpus.train
     if task == "qa":

@@ -52,13 +52,13 @@ def tokenize_with_offsets(tokenizer, text):
     kind = check_offsets_support(tokenizer)
     text = tf.convert_to_tensor(text, tf.string)
     if kind == "bytes":
-        return _bytes(tokenizer, text)
+        return _bytes(text)
     if kind == "sentencepiece":
         return _sentencepiece(tokenizer, text)
     return _wordpiece(tokenizer, text)
 
 
-def _bytes(tokenizer, text):
+def _bytes(text):
     # keras-hub's ByteTokenizer: the id of a byte is its value.
     pieces = tf.strings.bytes_split(text)  # (batch, [bytes]) one-byte strings
     ids = pieces.with_flat_values(tf.cast(tf.io.decode_raw(pieces.flat_values, tf.uint8)[:, 0], tf.int32))
