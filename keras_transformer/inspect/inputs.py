@@ -83,7 +83,7 @@ def load_model_and_tokenizer(path, tokenizer_folder=None):
     else:
         from keras_transformer.export.sources import load_model_path
 
-        model, found, _ = load_model_path(path)
+        model, found, _, _ = load_model_path(path)
     folder = tokenizer_folder or found
     return model, (load_tokenizer_folder(folder) if folder else None)
 
