@@ -31,7 +31,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from benchmarks.generation import NEW, PROMPT, _keras_hub_model, config_for, round_robin
+from benchmarks.generation import NEW, PROMPT, _keras_hub_model, config_for
+from benchmarks.timing import ours_against_keras_hub
 from keras_transformer.models import GPTBackbone, GPTCausalLM
 
 
@@ -107,12 +108,10 @@ def main(argv=None):
         prompt = np.random.default_rng(batch).integers(1, config.vocabulary_size, (batch, PROMPT)).astype("int32")
         for jit in (False, True):
             for part, (mine, my_args, hub, hub_args) in parts(ours, theirs, prompt, jit).items():
-                times = round_robin({"ours": lambda: mine(*my_args), "keras-hub": lambda: hub(*hub_args)}, args.repeats)
-                our_seconds, their_seconds = times["ours"], times["keras-hub"]
-                rows.append({"batch": batch, "xla": jit, "part": part, "ours_ms": our_seconds * 1000,
-                             "keras_hub_ms": their_seconds * 1000, "speed_vs_keras_hub": their_seconds / our_seconds})
-                print(f"  batch {batch} {'XLA' if jit else 'graph'} {part}: ours {our_seconds * 1000:.1f} ms, "
-                      f"keras-hub {their_seconds * 1000:.1f} ms", flush=True)
+                row = ours_against_keras_hub(lambda: mine(*my_args), lambda: hub(*hub_args), args.repeats)
+                rows.append({"batch": batch, "xla": jit, "part": part, **row})
+                print(f"  batch {batch} {'XLA' if jit else 'graph'} {part}: ours {row['ours_ms']:.1f} ms, "
+                      f"keras-hub {row['keras_hub_ms']:.1f} ms", flush=True)
     print(f"\n{args.preset}: prompt {PROMPT} + {NEW} new tokens, greedy")
     print(f"{'batch':>5} {'compile':<6} {'part':<14} {'ours ms':>9} {'keras-hub ms':>13} {'speed':>7}")
     for row in rows:

@@ -31,6 +31,7 @@ import keras
 import keras_hub
 import numpy as np
 
+from benchmarks.timing import round_robin
 from keras_transformer.models import GPTBackbone, GPTCausalLM, GPTConfig, get_preset
 
 PROMPT, NEW = 16, 112
@@ -45,23 +46,6 @@ def config_for(name):
     signature can hold it), no dropout."""
     config = SMALL if name == "small" else get_preset(name, "gpt")
     return dataclasses.replace(config, vocabulary_size=max(config.vocabulary_size, BYTE_VOCABULARY), dropout=0.0)
-
-
-def round_robin(runs, repeats):
-    """{name: median seconds}: every run compiled and warmed up, then timed in turn, `repeats` rounds
-    (the machine's stalls hit every run alike). A run's result is fetched (`.numpy()`) inside its time."""
-    def once(run):
-        start = time.perf_counter()
-        keras.tree.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, run())
-        return time.perf_counter() - start
-
-    for run in runs.values():
-        once(run)
-    times = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            times[name].append(once(run))
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def keras_hub_model(config, jit_compile):

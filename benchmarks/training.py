@@ -60,31 +60,33 @@ from training import data  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 
 
-def models(family, args, vocabulary):
-    """(ours, keras-hub's) task models of one configuration."""
+def models(family, args, vocabulary, dropout=0.0, gated_feed_forward=False):
+    """(ours, keras-hub's) task models of one configuration (`args`: hidden_dim, num_layers, num_heads,
+    sequence_length; the feed-forward is 4 * hidden_dim wide; `gated_feed_forward`: T5 only)."""
     h, layers, heads, ffn, length = args.hidden_dim, args.num_layers, args.num_heads, 4 * args.hidden_dim, \
         args.sequence_length
     if family == "gpt":
         config = GPTConfig(vocabulary_size=vocabulary, num_layers=layers, num_heads=heads, hidden_dim=h,
-                           intermediate_dim=ffn, dropout=0.0, max_sequence_length=length)
+                           intermediate_dim=ffn, dropout=dropout, max_sequence_length=length)
         theirs = keras_hub.models.GPT2Backbone(vocabulary_size=vocabulary, num_layers=layers, num_heads=heads,
-                                               hidden_dim=h, intermediate_dim=ffn, dropout=0.0,
+                                               hidden_dim=h, intermediate_dim=ffn, dropout=dropout,
                                                max_sequence_length=length)
         return GPTCausalLM(GPTBackbone(**config.to_dict())), keras_hub.models.GPT2CausalLM(theirs, preprocessor=None)
     if family == "bert":
         config = BertConfig(vocabulary_size=vocabulary, num_layers=layers, num_heads=heads, hidden_dim=h,
-                            intermediate_dim=ffn, dropout=0.0, max_sequence_length=length)
+                            intermediate_dim=ffn, dropout=dropout, max_sequence_length=length)
         theirs = keras_hub.models.BertBackbone(vocabulary_size=vocabulary, num_layers=layers, num_heads=heads,
-                                               hidden_dim=h, intermediate_dim=ffn, dropout=0.0,
+                                               hidden_dim=h, intermediate_dim=ffn, dropout=dropout,
                                                max_sequence_length=length)
         return BertMaskedLM(BertBackbone(**config.to_dict())), keras_hub.models.BertMaskedLM(theirs, preprocessor=None)
     key_dim = h // heads
     config = T5Config(vocabulary_size=vocabulary, num_layers=layers, num_decoder_layers=layers, num_heads=heads,
-                      key_dim=key_dim, hidden_dim=h, intermediate_dim=ffn, dropout=0.0, activation="relu",
-                      gated_feed_forward=False, tie_word_embeddings=True, scale_decoder_outputs=True)
+                      key_dim=key_dim, hidden_dim=h, intermediate_dim=ffn, dropout=dropout, activation="relu",
+                      gated_feed_forward=gated_feed_forward, tie_word_embeddings=True, scale_decoder_outputs=True)
     theirs = keras_hub.models.T5Backbone(vocabulary_size=vocabulary, num_layers=layers, num_heads=heads,
-                                         hidden_dim=h, intermediate_dim=ffn, key_value_dim=key_dim, dropout=0.0,
-                                         activation="relu", use_gated_activation=False, tie_embedding_weights=True)
+                                         hidden_dim=h, intermediate_dim=ffn, key_value_dim=key_dim, dropout=dropout,
+                                         activation="relu", use_gated_activation=gated_feed_forward,
+                                         tie_embedding_weights=True)
     return T5Seq2SeqLM(T5Backbone(**config.to_dict())), keras_hub.models.T5Seq2SeqLM(theirs, preprocessor=None)
 
 
