@@ -69,6 +69,7 @@ class TrainConfig:
                              "model's image_size); default: the preset's (vit_tiny: 32) or the --init model's")
     random_flip: bool = _field(False, "classify-images: flip training images left-right at random (a function "
                                "of --seed and the step, so resumed runs see the same flips)")
+    # --- question answering ------------------------------------------------------
     doc_stride: int = _field(None, "qa: context tokens between the starts of overlapping windows of a long "
                              "context; default: half the --sequence-length")
     max_question_length: int = _field(None, "qa: question tokens kept (the rest is cut); default: a quarter of "
