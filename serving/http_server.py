@@ -327,10 +327,7 @@ class _Connection(asyncio.Protocol):
                 self.transport.pause_reading()  # a pipelining client waits for its answers
             return
         if self.phase == "idle":
-            self.phase, self.idle_since = "head", None
-            self._set_timer(self.limits.header_timeout,
-                            HttpError(408, f"Request headers did not arrive within {self.limits.header_timeout:g} s",
-                                      close=True))
+            self._start_head()
         if self.phase == "head":
             head = self._head
             head.extend(data[: self.limits.max_header_bytes + 2 - len(head)])
@@ -388,6 +385,13 @@ class _Connection(asyncio.Protocol):
             self.timer = None
         if seconds is not None:
             self.timer = self.loop.call_later(seconds, self._expired, error)
+
+    def _start_head(self):
+        """A request's first byte is here: the header timeout runs from now."""
+        self.phase, self.idle_since = "head", None
+        self._set_timer(self.limits.header_timeout,
+                        HttpError(408, f"Request headers did not arrive within {self.limits.header_timeout:g} s",
+                                  close=True))
 
     def _expired(self, error):
         self.timer = None
@@ -573,11 +577,8 @@ class _Connection(asyncio.Protocol):
         self._set_timer(self.limits.idle_timeout, None)
         self.transport.resume_reading()
         if self.h11.trailing_data[0] or self.h11.trailing_data[1]:
-            self.phase, self.idle_since = "head", None
+            self._start_head()
             self._head.extend(self.h11.trailing_data[0][: self.limits.max_header_bytes + 2])
-            self._set_timer(self.limits.header_timeout,
-                            HttpError(408, f"Request headers did not arrive within {self.limits.header_timeout:g} s",
-                                      close=True))
             self._process()
 
     async def _stream(self, request, stream):
